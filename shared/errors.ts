@@ -1,0 +1,168 @@
+/**
+ * One error hierarchy for the whole control plane. Every error a person can act on
+ * carries a stable `code`, an HTTP `status` and `expose = true`; the HTTP layer
+ * (shared/http/errors-middleware.ts) is the one place that turns them into responses.
+ * Anything that is not a VpcLeaseError is a bug and is answered as a generic 500.
+ */
+export type ErrorCode =
+  | 'ValidationError'
+  | 'Forbidden'
+  | 'NotFound'
+  | 'Conflict'
+  | 'RouteLimitExceeded'
+  | 'SubnetsExhausted'
+  | 'PayloadTooLarge'
+  | 'UnsupportedMediaType'
+  | 'MethodNotAllowed'
+  | 'Throttled'
+  | 'ServiceUnavailable'
+  | 'ConfigMissing'
+  | 'InternalError';
+
+export interface VpcLeaseErrorOptions {
+  cause?: unknown;
+  details?: Record<string, unknown>;
+}
+
+export class VpcLeaseError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** true when the message is written for the caller and safe to return as is. */
+  readonly expose: boolean;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, status: number, message: string, options: VpcLeaseErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'VpcLeaseError';
+    this.code = code;
+    this.status = status;
+    this.expose = status < 500 || status === 503;
+    this.details = options.details;
+  }
+}
+
+export class ValidationError extends VpcLeaseError {
+  constructor(message: string, options?: VpcLeaseErrorOptions) {
+    super('ValidationError', 400, message, options);
+    this.name = 'ValidationError';
+  }
+}
+
+export class ForbiddenError extends VpcLeaseError {
+  constructor(message: string, options?: VpcLeaseErrorOptions) {
+    super('Forbidden', 403, message, options);
+    this.name = 'ForbiddenError';
+  }
+}
+
+export class NotFoundError extends VpcLeaseError {
+  constructor(message: string, options?: VpcLeaseErrorOptions) {
+    super('NotFound', 404, message, options);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class MethodNotAllowedError extends VpcLeaseError {
+  constructor(message: string, options?: VpcLeaseErrorOptions) {
+    super('MethodNotAllowed', 405, message, options);
+    this.name = 'MethodNotAllowedError';
+  }
+}
+
+/** A state conflict a person must resolve (e.g. a config change that would strand live leases). */
+export class ConflictError extends VpcLeaseError {
+  constructor(message: string, options?: VpcLeaseErrorOptions) {
+    super('Conflict', 409, message, options);
+    this.name = 'ConflictError';
+  }
+}
+
+export class RouteLimitExceededError extends VpcLeaseError {
+  readonly used: number;
+  readonly limit: number;
+  readonly routeTableId: string | undefined;
+
+  constructor(args: { used: number; limit: number; routeTableId?: string }, options?: VpcLeaseErrorOptions) {
+    const where = args.routeTableId ? ` in route table ${args.routeTableId}` : '';
+    super(
+      'RouteLimitExceeded',
+      409,
+      `Route table full${where}: ${args.used}/${args.limit} routes in use. ` +
+        'Raise the "Routes per route table" quota in Service Quotas and Backend.RouteLimit in the network config ' +
+        '(publish it with `vpc-lease config set`), or switch this cluster to the vxlan backend.',
+      { ...options, details: { used: args.used, limit: args.limit, routeTableId: args.routeTableId } },
+    );
+    this.name = 'RouteLimitExceededError';
+    this.used = args.used;
+    this.limit = args.limit;
+    this.routeTableId = args.routeTableId;
+  }
+}
+
+export class SubnetsExhaustedError extends VpcLeaseError {
+  constructor(args: { network: string; total: number }, options?: VpcLeaseErrorOptions) {
+    super(
+      'SubnetsExhausted',
+      409,
+      `No free subnet left in ${args.network}: all ${args.total} subnets between SubnetMin and SubnetMax are leased. ` +
+        'Release unused leases (`vpc-lease revoke`), or publish a config with a larger Network or a longer SubnetLen.',
+      { ...options, details: { network: args.network, total: args.total } },
+    );
+    this.name = 'SubnetsExhaustedError';
+  }
+}
+
+export class PayloadTooLargeError extends VpcLeaseError {
+  constructor(limitBytes: number, options?: VpcLeaseErrorOptions) {
+    super('PayloadTooLarge', 413, `Request body larger than ${limitBytes} bytes.`, options);
+    this.name = 'PayloadTooLargeError';
+  }
+}
+
+export class UnsupportedMediaTypeError extends VpcLeaseError {
+  constructor(message: string, options?: VpcLeaseErrorOptions) {
+    super('UnsupportedMediaType', 415, message, options);
+    this.name = 'UnsupportedMediaTypeError';
+  }
+}
+
+/** AWS kept throttling after the SDK's retries: the caller should come back later. */
+export class ThrottledError extends VpcLeaseError {
+  readonly retryAfterSeconds: number;
+
+  constructor(service: string, retryAfterSeconds = 5, options?: VpcLeaseErrorOptions) {
+    super(
+      'Throttled',
+      503,
+      `${service} is throttling this account's requests; nothing was lost. Retry after ${retryAfterSeconds} s.`,
+      options,
+    );
+    this.name = 'ThrottledError';
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** An AWS dependency failed (5xx, timeout) after retries. */
+export class ServiceUnavailableError extends VpcLeaseError {
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, retryAfterSeconds = 5, options?: VpcLeaseErrorOptions) {
+    super('ServiceUnavailable', 503, message, options);
+    this.name = 'ServiceUnavailableError';
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+export class ConfigMissingError extends VpcLeaseError {
+  constructor(options?: VpcLeaseErrorOptions) {
+    super(
+      'ConfigMissing',
+      503,
+      'No network config has been published yet. An operator must publish one: `vpc-lease config set network.json`.',
+      options,
+    );
+    this.name = 'ConfigMissingError';
+  }
+}
+
+export const isVpcLeaseError = (error: unknown): error is VpcLeaseError => error instanceof VpcLeaseError;

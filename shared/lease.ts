@@ -1,0 +1,39 @@
+/** The domain: a lease binds one subnet of the network to one instance and its ENI. */
+import { type Cidr, formatCidr } from './cidr.js';
+
+/**
+ * active  - the route exists in the table with the lease holder's ENI as target
+ * pending - not (yet) written: EC2 failed or throttled; the next PUT /v1/lease or the reconcile writes it
+ */
+export type RouteState = 'active' | 'pending';
+
+export interface LeaseRoute {
+  readonly routeTableId: string;
+  readonly state: RouteState;
+}
+
+export interface Lease {
+  readonly subnet: Cidr;
+  readonly instanceId: string;
+  readonly privateIp: string;
+  readonly networkInterfaceId: string;
+  readonly expiresAt: Date;
+  readonly routes: readonly LeaseRoute[];
+  /** the route-capacity slot this lease occupies (see DynamoDbLeaseStore: slots enforce RouteLimit atomically) */
+  readonly slot: number;
+}
+
+export const isLive = (lease: Pick<Lease, 'expiresAt'>, now: Date): boolean =>
+  lease.expiresAt.getTime() > now.getTime();
+
+export const allRoutesActive = (lease: Pick<Lease, 'routes'>): boolean =>
+  lease.routes.every((r) => r.state === 'active');
+
+export const describeLease = (lease: Lease): Record<string, unknown> => ({
+  subnet: formatCidr(lease.subnet),
+  instanceId: lease.instanceId,
+  networkInterfaceId: lease.networkInterfaceId,
+});
+
+/** Instance ids as EC2 writes them: i- and 8 or 17 hex digits. */
+export const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;

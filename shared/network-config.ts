@@ -1,0 +1,247 @@
+/**
+ * flannel's network config (`etcdctl set /coreos.com/network/config`), validated with
+ * flannel's own defaults and bounds (flannel pkg/subnet/config.go) plus the aws-vpc
+ * backend's fields. Pure: no AWS, no environment.
+ */
+import {
+  type Cidr,
+  CidrError,
+  cidrOf,
+  contains,
+  familyBits,
+  formatCidr,
+  formatIp,
+  lastAddress,
+  nthSubnet,
+  parseCidr,
+  parseIp,
+  subnetCount,
+  subnetIndex,
+} from './cidr.js';
+import { ValidationError } from './errors.js';
+
+/** The JSON form, as operators write it and as `GET /v1/config` returns it (defaults filled in). */
+export interface FlannelNetworkConfig {
+  Network: string;
+  SubnetLen: number;
+  SubnetMin: string;
+  SubnetMax: string;
+  Backend: { Type: 'aws-vpc'; RouteTableID?: string[]; RouteLimit: number };
+}
+
+export interface NetworkConfig {
+  readonly network: Cidr;
+  readonly subnetLen: number;
+  /** first and last subnet that may be leased (both aligned to subnetLen) */
+  readonly subnetMin: Cidr;
+  readonly subnetMax: Cidr;
+  readonly backend: {
+    readonly type: 'aws-vpc';
+    /** undefined = every route table of the VPC */
+    readonly routeTableIds: readonly string[] | undefined;
+    /** the account's routes-per-table quota */
+    readonly routeLimit: number;
+  };
+}
+
+/** AWS's default "Routes per route table" quota; it can be raised to 1000. */
+export const DEFAULT_ROUTE_LIMIT = 50;
+export const MAX_ROUTE_LIMIT = 1000;
+const MAX_ROUTE_TABLES = 20;
+const ROUTE_TABLE_ID = /^rtb-[0-9a-f]{8,17}$/;
+
+const TOP_LEVEL_FIELDS = new Set(['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax', 'Backend', 'EnableIPv4']);
+const BACKEND_FIELDS = new Set(['Type', 'RouteTableID', 'RouteLimit']);
+const NOT_YET = new Set(['IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax', 'EnableIPv6']);
+
+export function parseNetworkConfig(input: unknown): NetworkConfig {
+  if (!isPlainObject(input)) throw new ValidationError('The network config must be a JSON object.');
+  for (const key of Object.keys(input)) {
+    if (NOT_YET.has(key) && input[key] !== false) {
+      throw new ValidationError(`${key}: IPv6 networks are not supported yet; remove the field.`);
+    }
+    if (!TOP_LEVEL_FIELDS.has(key) && !NOT_YET.has(key)) {
+      throw new ValidationError(`Unknown field "${clip(key)}" in the network config.`);
+    }
+  }
+  if (input.EnableIPv4 !== undefined && input.EnableIPv4 !== true) {
+    throw new ValidationError('EnableIPv4: must be true (or absent); vpc-lease leases IPv4 subnets.');
+  }
+
+  const network = field('Network', () => parseCidr(requireString(input.Network, 'Network')));
+  const bits = familyBits(network.family);
+  if (network.prefix > bits - 4) {
+    throw new ValidationError(
+      `Network: ${formatCidr(network)} is too small; the smallest useful network is a /28.`,
+    );
+  }
+
+  let subnetLen: number;
+  if (input.SubnetLen === undefined || input.SubnetLen === 0) {
+    subnetLen = network.prefix <= 22 ? 24 : network.prefix + 2;
+  } else {
+    subnetLen = requireInteger(input.SubnetLen, 'SubnetLen');
+    if (subnetLen > bits - 2) {
+      throw new ValidationError(
+        `SubnetLen: ${subnetLen} is too long; it must be at most ${bits - 2} (a /30).`,
+      );
+    }
+    if (subnetLen < network.prefix + 2) {
+      throw new ValidationError(
+        `SubnetLen: ${subnetLen} leaves fewer than four subnets in ${formatCidr(network)}; use at least ${network.prefix + 2}.`,
+      );
+    }
+  }
+
+  const step = 1n << BigInt(bits - subnetLen);
+  const subnetMin = boundary(input.SubnetMin, 'SubnetMin', network, subnetLen, network.base + step);
+  const subnetMax = boundary(
+    input.SubnetMax,
+    'SubnetMax',
+    network,
+    subnetLen,
+    lastAddress(network) + 1n - step,
+  );
+  if (subnetMin.base > subnetMax.base) {
+    throw new ValidationError(
+      `SubnetMin ${formatIp(network.family, subnetMin.base)} is above SubnetMax ${formatIp(network.family, subnetMax.base)}: the range of leasable subnets is empty.`,
+    );
+  }
+
+  return { network, subnetLen, subnetMin, subnetMax, backend: parseBackend(input.Backend) };
+}
+
+function parseBackend(input: unknown): NetworkConfig['backend'] {
+  if (input === undefined) throw new ValidationError('Backend: required, e.g. {"Type": "aws-vpc"}.');
+  if (!isPlainObject(input))
+    throw new ValidationError('Backend: must be an object, e.g. {"Type": "aws-vpc"}.');
+  for (const key of Object.keys(input)) {
+    if (!BACKEND_FIELDS.has(key))
+      throw new ValidationError(`Unknown field "Backend.${clip(key)}" in the network config.`);
+  }
+  if (input.Type !== 'aws-vpc') {
+    throw new ValidationError(
+      `Backend.Type: must be "aws-vpc" (got ${clip(JSON.stringify(input.Type) ?? 'nothing')}); other backends do not need vpc-lease.`,
+    );
+  }
+
+  let routeTableIds: string[] | undefined;
+  const raw = input.RouteTableID;
+  if (raw !== undefined) {
+    const list = typeof raw === 'string' ? [raw] : raw;
+    if (!Array.isArray(list) || list.length === 0) {
+      throw new ValidationError(
+        'Backend.RouteTableID: must be a route table id or a non-empty list of them.',
+      );
+    }
+    if (list.length > MAX_ROUTE_TABLES) {
+      throw new ValidationError(`Backend.RouteTableID: at most ${MAX_ROUTE_TABLES} route tables.`);
+    }
+    for (const id of list) {
+      if (typeof id !== 'string' || !ROUTE_TABLE_ID.test(id)) {
+        throw new ValidationError(
+          `Backend.RouteTableID: ${clip(JSON.stringify(id) ?? String(id))} is not a route table id (like rtb-0123456789abcdef0).`,
+        );
+      }
+    }
+    if (new Set(list).size !== list.length)
+      throw new ValidationError('Backend.RouteTableID: lists a table twice.');
+    routeTableIds = [...list];
+  }
+
+  let routeLimit = DEFAULT_ROUTE_LIMIT;
+  if (input.RouteLimit !== undefined) {
+    routeLimit = requireInteger(input.RouteLimit, 'Backend.RouteLimit');
+    if (routeLimit < 1 || routeLimit > MAX_ROUTE_LIMIT) {
+      throw new ValidationError(
+        `Backend.RouteLimit: ${routeLimit} is outside 1-${MAX_ROUTE_LIMIT} (AWS allows at most ${MAX_ROUTE_LIMIT} routes per table).`,
+      );
+    }
+  }
+  return { type: 'aws-vpc', routeTableIds, routeLimit };
+}
+
+/** The flannel JSON with every default filled in, as published. */
+export function toFlannelJson(config: NetworkConfig): FlannelNetworkConfig {
+  const { network } = config;
+  return {
+    Network: formatCidr(network),
+    SubnetLen: config.subnetLen,
+    SubnetMin: formatIp(network.family, config.subnetMin.base),
+    SubnetMax: formatIp(network.family, config.subnetMax.base),
+    Backend: {
+      Type: 'aws-vpc',
+      ...(config.backend.routeTableIds ? { RouteTableID: [...config.backend.routeTableIds] } : {}),
+      RouteLimit: config.backend.routeLimit,
+    },
+  };
+}
+
+/** How many subnets the config can lease. */
+export const leasableCount = (config: NetworkConfig): number =>
+  subnetCount(config.subnetMin.base, config.subnetMax.base, config.subnetLen, config.network.family);
+
+/** The i-th leasable subnet, 0-based from SubnetMin. */
+export const leasableSubnet = (config: NetworkConfig, index: number): Cidr =>
+  nthSubnet(config.network.family, config.subnetMin.base, config.subnetLen, index);
+
+/** Whether `subnet` is one the config may lease: right length, aligned, within SubnetMin..SubnetMax. */
+export function isLeasable(config: NetworkConfig, subnet: Cidr): boolean {
+  return (
+    subnet.family === config.network.family &&
+    subnet.prefix === config.subnetLen &&
+    contains(config.network, subnet) &&
+    subnet.base >= config.subnetMin.base &&
+    subnet.base <= config.subnetMax.base
+  );
+}
+
+export const leasableIndex = (config: NetworkConfig, subnet: Cidr): number =>
+  subnetIndex(config.subnetMin.base, subnet);
+
+function boundary(value: unknown, name: string, network: Cidr, subnetLen: number, fallback: bigint): Cidr {
+  if (value === undefined || value === '')
+    return { family: network.family, base: fallback, prefix: subnetLen };
+  const ip = field(name, () => parseIp(requireString(value, name)));
+  if (ip.family !== network.family || ip.value < network.base || ip.value > lastAddress(network)) {
+    throw new ValidationError(`${name}: ${value} is not inside Network ${formatCidr(network)}.`);
+  }
+  const aligned = cidrOf(ip.family, ip.value, subnetLen);
+  if (aligned.base !== ip.value) {
+    throw new ValidationError(
+      `${name}: ${value} is not on a /${subnetLen} boundary (SubnetLen); use ${formatIp(ip.family, aligned.base)}.`,
+    );
+  }
+  return aligned;
+}
+
+function field<T>(name: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof CidrError) throw new ValidationError(`${name}: ${error.message}.`, { cause: error });
+    throw error;
+  }
+}
+
+function requireString(value: unknown, name: string): string {
+  if (typeof value !== 'string') throw new ValidationError(`${name}: required, as a string.`);
+  return value;
+}
+
+function requireInteger(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new ValidationError(
+      `${name}: must be an integer (got ${clip(JSON.stringify(value) ?? String(value))}).`,
+    );
+  }
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function clip(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 61)}...` : text;
+}

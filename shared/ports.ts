@@ -1,0 +1,146 @@
+/**
+ * The narrow interfaces the core speaks to. Adapters in shared/adapters implement them
+ * against DynamoDB and EC2; the core never sees an SDK type.
+ */
+import type { Cidr } from './cidr.js';
+import type { Lease, LeaseRoute } from './lease.js';
+import type { NetworkConfig } from './network-config.js';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+// ---------------------------------------------------------------- lease store
+
+export interface StoredConfig {
+  readonly config: NetworkConfig;
+  /** increases by one with every publish; publishes are conditional on it */
+  readonly version: number;
+  readonly updatedAt: Date;
+}
+
+/** What the route tables in scope looked like at `refreshedAt`; the grant path reads this instead of EC2. */
+export interface RouteTableSnapshot {
+  readonly tables: readonly { readonly routeTableId: string; readonly foreignRoutes: number }[];
+  readonly refreshedAt: Date;
+}
+
+export interface NewLease {
+  readonly subnet: Cidr;
+  readonly instanceId: string;
+  readonly privateIp: string;
+  readonly networkInterfaceId: string;
+  readonly expiresAt: Date;
+  readonly routes: readonly LeaseRoute[];
+  readonly slot: number;
+}
+
+/** Why an atomic grant did not happen: each names the item whose condition failed. */
+export type GrantConflict = 'subnet-taken' | 'instance-has-lease' | 'slot-taken';
+
+export type GrantResult =
+  | { readonly granted: true; readonly lease: Lease }
+  | { readonly granted: false; readonly conflicts: readonly GrantConflict[] };
+
+export interface Occupancy {
+  /** subnets (formatted CIDR) held by live leases */
+  readonly subnets: ReadonlySet<string>;
+  /** capacity slots held by live leases */
+  readonly slots: ReadonlySet<number>;
+}
+
+export interface LeaseStore {
+  getConfig(): Promise<StoredConfig | undefined>;
+  /** Publishes a config; fails with ConflictError when `expectedVersion` is not the stored version. */
+  putConfig(config: NetworkConfig, expectedVersion: number | undefined, now: Date): Promise<StoredConfig>;
+
+  getRouteTableSnapshot(): Promise<RouteTableSnapshot | undefined>;
+  putRouteTableSnapshot(snapshot: RouteTableSnapshot): Promise<void>;
+
+  /** The instance's lease, live or expired (strongly consistent). */
+  getByInstance(instanceId: string): Promise<Lease | undefined>;
+  /** The lease on a subnet, live or expired (strongly consistent). */
+  getBySubnet(subnet: Cidr): Promise<Lease | undefined>;
+  /** Every lease, live and expired, in subnet order. */
+  list(): Promise<Lease[]>;
+  /** Subnets and slots held by live leases (eventually consistent: a hint for choosing, never for deciding). */
+  occupancy(now: Date): Promise<Occupancy>;
+
+  /**
+   * Atomically: the subnet, the instance and the slot are each free or held by an
+   * expired lease (compared with `now`), and the new lease takes all three.
+   * Invariants 1-3 of DESIGN.md rest on this one write.
+   */
+  grant(lease: NewLease, now: Date): Promise<GrantResult>;
+  /** Extends a live lease held by the same instance; undefined when it is gone or held by another. */
+  renew(lease: Lease, expiresAt: Date): Promise<Lease | undefined>;
+  /** Records route states on the lease, if the lease is still the same holder's. */
+  updateRoutes(lease: Lease, routes: readonly LeaseRoute[]): Promise<Lease | undefined>;
+  /**
+   * Deletes the lease's items if they still belong to this holder and, when `onlyIfExpiredAt` is given,
+   * only if the lease is still expired at that time (a reclaim must not delete a lease renewed meanwhile).
+   * Returns false when nothing was deleted.
+   */
+  delete(lease: Lease, options?: { onlyIfExpiredAt?: Date }): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------- EC2
+
+export interface RouteEntry {
+  readonly destination: string;
+  readonly networkInterfaceId?: string;
+  readonly instanceId?: string;
+  /** igw-, nat-, pcx-, tgw-, vgw-, local, ... anything that is not an ENI/instance target */
+  readonly otherTarget?: string;
+  /** EC2 marks a route `blackhole` when its target is gone (moto never does) */
+  readonly state: 'active' | 'blackhole';
+  /** CreateRouteTable (the local route), CreateRoute, EnableVgwRoutePropagation */
+  readonly origin: string;
+}
+
+export interface RouteTable {
+  readonly routeTableId: string;
+  readonly vpcId: string;
+  readonly routes: readonly RouteEntry[];
+}
+
+export type CreateRouteOutcome = 'created' | 'exists';
+
+export interface RouteTablePort {
+  /** The tables with these ids, or every table of the VPC when `routeTableIds` is undefined (paginated). */
+  describeRouteTables(scope: { vpcId: string; routeTableIds?: readonly string[] }): Promise<RouteTable[]>;
+  /** 'exists' when a route to `destination` is already there (whatever its target). */
+  createRoute(
+    routeTableId: string,
+    destination: string,
+    networkInterfaceId: string,
+  ): Promise<CreateRouteOutcome>;
+  replaceRoute(routeTableId: string, destination: string, networkInterfaceId: string): Promise<void>;
+  /** 'absent' when there was no such route. */
+  deleteRoute(routeTableId: string, destination: string): Promise<'deleted' | 'absent'>;
+}
+
+export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+
+export interface NetworkInterface {
+  readonly networkInterfaceId: string;
+  readonly privateIps: readonly string[];
+  readonly sourceDestCheck: boolean;
+}
+
+export interface InstanceInfo {
+  readonly instanceId: string;
+  readonly state: InstanceState;
+  readonly vpcId: string | undefined;
+  readonly networkInterfaces: readonly NetworkInterface[];
+}
+
+export interface InstancePort {
+  /** Instances that exist (unknown ids are left out, not an error), in one paginated Describe. */
+  describeInstances(instanceIds: readonly string[]): Promise<InstanceInfo[]>;
+  disableSourceDestCheck(networkInterfaceId: string): Promise<void>;
+  /** Every IPv4 CIDR block associated with the VPC. */
+  describeVpcCidrs(vpcId: string): Promise<string[]>;
+}
