@@ -45,10 +45,14 @@ export type GrantResult =
   | { readonly granted: false; readonly conflicts: readonly GrantConflict[] };
 
 export interface Occupancy {
-  /** subnets (formatted CIDR) held by live leases */
+  /** subnets (formatted CIDRs) with a lease item, live or expired */
   readonly subnets: ReadonlySet<string>;
-  /** capacity slots held by live leases */
+  /** capacity slots with an item, live or expired (an expired one still stands for a route until reclaimed) */
   readonly slots: ReadonlySet<number>;
+  /** subnets whose lease has expired: reclaim them (routes first) to reuse them */
+  readonly expiredSubnets: ReadonlySet<string>;
+  /** expired slots and the lease they were taken for */
+  readonly expiredSlots: ReadonlyMap<number, { readonly subnet: string; readonly instanceId: string }>;
 }
 
 export interface LeaseStore {
@@ -65,13 +69,13 @@ export interface LeaseStore {
   getBySubnet(subnet: Cidr): Promise<Lease | undefined>;
   /** Every lease, live and expired, in subnet order. */
   list(): Promise<Lease[]>;
-  /** Subnets and slots held by live leases (eventually consistent: a hint for choosing, never for deciding). */
+  /** Subnets and slots in use (eventually consistent: a hint for choosing, never for deciding). */
   occupancy(now: Date): Promise<Occupancy>;
 
   /**
-   * Atomically: the subnet, the instance and the slot are each free or held by an
-   * expired lease (compared with `now`), and the new lease takes all three.
-   * Invariants 1-3 of DESIGN.md rest on this one write.
+   * Atomically: the subnet and the instance are each free or held by an expired lease
+   * (compared with `now`), the slot is free or held by an expired lease on the same subnet,
+   * and the new lease takes all three. Invariants 1-3 of DESIGN.md rest on this one write.
    */
   grant(lease: NewLease, now: Date): Promise<GrantResult>;
   /** Extends a live lease held by the same instance; undefined when it is gone or held by another. */
@@ -84,6 +88,11 @@ export interface LeaseStore {
    * Returns false when nothing was deleted.
    */
   delete(lease: Lease, options?: { onlyIfExpiredAt?: Date }): Promise<boolean>;
+  /**
+   * Deletes a slot item left behind by an expired lease whose subnet has since been taken over
+   * (its route now belongs to the new holder). Only if it is still expired and still that lease's.
+   */
+  deleteStaleSlot(slot: number, holder: { subnet: string; instanceId: string }, now: Date): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------- EC2

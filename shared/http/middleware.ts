@@ -1,0 +1,181 @@
+/**
+ * Middy middlewares shared by the HTTP functions, in middy's own shape: each a factory
+ * returning named before/onError functions. The HTTP status of every error is decided
+ * here, in `httpErrors`, and nowhere else.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { MiddlewareObj, Request } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import {
+  ForbiddenError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+  VpcLeaseError,
+} from '../errors.js';
+import { INSTANCE_ID } from '../lease.js';
+import { type ErrorJson, MAX_BODY_BYTES } from './contract.js';
+
+export type HttpEvent = APIGatewayProxyEventV2 & {
+  requestContext: APIGatewayProxyEventV2['requestContext'] & {
+    authorizer?: { iam?: { userArn?: string | null } | null } | null;
+  };
+};
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+export const json = (
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): HttpResult => ({
+  statusCode,
+  headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
+  body: JSON.stringify(body),
+});
+
+export const noContent = (): HttpResult => ({ statusCode: 204, headers: { 'cache-control': 'no-store' } });
+
+/**
+ * Turns errors into `{"error": {"code", "message"}}` responses. VpcLeaseErrors are the
+ * caller's business and keep their message; anything else is a bug: logged with its
+ * stack, answered as a generic 500 that leaks nothing.
+ */
+export function httpErrors(options: { logger: Logger }): MiddlewareObj<HttpEvent, HttpResult> {
+  const httpErrorsOnError = async (request: Request<HttpEvent, HttpResult>) => {
+    const error = request.error;
+    if (error instanceof VpcLeaseError && error.expose) {
+      const level = error.status >= 500 ? 'warn' : 'info';
+      options.logger[level]('request refused', {
+        code: error.code,
+        status: error.status,
+        message: error.message,
+      });
+      const headers: Record<string, string> = {};
+      const retryAfter = (error as { retryAfterSeconds?: number }).retryAfterSeconds;
+      if (error.status === 503 || retryAfter !== undefined) headers['retry-after'] = String(retryAfter ?? 5);
+      const body: ErrorJson = {
+        error: {
+          code: error.code,
+          message: error.message,
+          ...(error.details ? { details: error.details } : {}),
+        },
+      };
+      request.response = json(error.status, body, headers);
+      return;
+    }
+    options.logger.error('unhandled error', { error: error as Error });
+    request.response = json(500, {
+      error: {
+        code: 'InternalError',
+        message: 'Internal error; it has been logged. Retry later or contact the operator.',
+      },
+    } satisfies ErrorJson);
+  };
+  return { onError: httpErrorsOnError };
+}
+
+/** The instance id is the session name of the caller's instance-profile role: `.../assumed-role/ROLE/i-0abc...`. */
+export function callerInstanceId(event: HttpEvent): string {
+  const arn = event.requestContext?.authorizer?.iam?.userArn;
+  if (typeof arn !== 'string' || arn === '') {
+    throw new ForbiddenError(
+      'No IAM identity on the request: call with SigV4 credentials of an EC2 instance profile.',
+    );
+  }
+  const match = /^arn:aws[a-z-]*:sts::\d{12}:assumed-role\/[^/]+\/([^/]+)$/.exec(arn);
+  const session = match?.[1];
+  if (!session || !INSTANCE_ID.test(session)) {
+    throw new ForbiddenError(
+      `Caller ${clip(arn)} is not an EC2 instance: host routes need the instance-profile credentials of the host itself ` +
+        '(role session name = instance id).',
+    );
+  }
+  return session;
+}
+
+/** The operator's ARN (any authenticated IAM principal; API Gateway's IAM policy decides who may call). */
+export function callerArn(event: HttpEvent): string {
+  const arn = event.requestContext?.authorizer?.iam?.userArn;
+  if (typeof arn !== 'string' || arn === '')
+    throw new ForbiddenError('No IAM identity on the request: sign it with SigV4.');
+  return arn;
+}
+
+/**
+ * Parses a JSON object body: 413 over MAX_BODY_BYTES (before parsing), 415 for a
+ * non-JSON content type, 400 for malformed JSON or a non-object. Nothing is written
+ * before this passes.
+ */
+export function jsonObjectBody(
+  event: HttpEvent,
+  options: { required: boolean },
+): Record<string, unknown> | undefined {
+  const raw = event.body;
+  if (raw === undefined || raw === null || raw === '') {
+    if (options.required) throw new ValidationError('Request body required: a JSON object.');
+    return undefined;
+  }
+  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
+  const contentType = headerValue(event, 'content-type');
+  if (contentType !== undefined && !/^application\/(.+\+)?json\s*(;|$)/i.test(contentType)) {
+    throw new UnsupportedMediaTypeError(`Content-Type must be application/json, not ${clip(contentType)}.`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError(`Request body is not valid JSON: ${(error as Error).message}.`, {
+      cause: error,
+    });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ValidationError('Request body must be a JSON object.');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Refuses fields outside `allowed` and values that are not strings, naming the field. */
+export function stringFields<K extends string>(
+  body: Record<string, unknown>,
+  spec: { required: readonly K[]; optional: readonly K[] },
+): Record<K, string | undefined> {
+  const allowed = new Set<string>([...spec.required, ...spec.optional]);
+  for (const key of Object.keys(body)) {
+    if (!allowed.has(key)) {
+      throw new ValidationError(`Unknown field "${clip(key)}"; allowed: ${[...allowed].join(', ')}.`);
+    }
+  }
+  const out = {} as Record<K, string | undefined>;
+  for (const key of [...spec.required, ...spec.optional]) {
+    const value = body[key];
+    if (value === undefined || value === null) {
+      if (spec.required.includes(key)) throw new ValidationError(`${key}: required.`);
+      out[key] = undefined;
+    } else if (typeof value !== 'string') {
+      throw new ValidationError(
+        `${key}: must be a string (got ${Array.isArray(value) ? 'array' : typeof value}).`,
+      );
+    } else out[key] = value;
+  }
+  return out;
+}
+
+export function headerValue(event: HttpEvent, name: string): string | undefined {
+  const headers = event.headers ?? {};
+  for (const [key, value] of Object.entries(headers))
+    if (key.toLowerCase() === name) return value ?? undefined;
+  return undefined;
+}
+
+/** `PUT /v1/lease`: API Gateway's routeKey, or method + path where a local emulator leaves it out. */
+export function routeOf(event: HttpEvent): { method: string; path: string; routeKey: string } {
+  const method = event.requestContext?.http?.method ?? '';
+  const path = event.rawPath ?? event.requestContext?.http?.path ?? '';
+  const routeKey = event.routeKey && event.routeKey !== '$default' ? event.routeKey : `${method} ${path}`;
+  return { method, path, routeKey };
+}
+
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

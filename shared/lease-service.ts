@@ -1,0 +1,470 @@
+/**
+ * The lease use-cases: acquire (idempotent, renewing), release, revoke, reclaim.
+ * All logic lives here; the Lambda handlers only translate HTTP to these calls.
+ */
+import { type AllocationStrategy, chooseSlot, type Random, STRATEGIES } from './allocator.js';
+import { type Cidr, type CidrError, formatCidr, isIp, parseCidr } from './cidr.js';
+import {
+  ConfigMissingError,
+  ForbiddenError,
+  RouteLimitExceededError,
+  ServiceUnavailableError,
+  SubnetsExhaustedError,
+  ValidationError,
+  VpcLeaseError,
+} from './errors.js';
+import { allRoutesActive, isLive, type Lease, type LeaseRoute } from './lease.js';
+import { isLeasable, leasableCount, leasableIndex, type NetworkConfig } from './network-config.js';
+import type {
+  Clock,
+  InstanceInfo,
+  InstancePort,
+  LeaseStore,
+  NetworkInterface,
+  Occupancy,
+  RouteTableSnapshot,
+  StoredConfig,
+} from './ports.js';
+
+/** What the lease service needs from the route side (implemented by RouteService). */
+export interface LeaseRouteWriter {
+  /** Describes the tables in scope and stores how many foreign routes each holds. */
+  refreshSnapshot(config: NetworkConfig): Promise<RouteTableSnapshot>;
+  /**
+   * Writes the lease's route in each table. Throws RouteLimitExceededError when EC2 refuses
+   * for lack of room; other EC2 failures leave the route `pending` and come back as `error`.
+   */
+  ensureLeaseRoutes(
+    lease: Lease,
+    config: NetworkConfig,
+    options: { sourceDestCheck: boolean; routeTableIds: readonly string[] },
+  ): Promise<{ lease: Lease; error?: unknown }>;
+  /** Deletes the lease's routes that still point to its ENI; never another holder's. */
+  removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<void>;
+}
+
+export interface LeaseServiceOptions {
+  store: LeaseStore & {
+    getLeaseContext?(instanceId: string): Promise<{
+      config: StoredConfig | undefined;
+      snapshot: RouteTableSnapshot | undefined;
+      instanceSubnet: string | undefined;
+    }>;
+  };
+  instances: InstancePort;
+  routes: LeaseRouteWriter;
+  clock: Clock;
+  /** the VPC this control plane manages: hosts elsewhere are refused */
+  vpcId: string;
+  leaseTtlSeconds: number;
+  /** how old the route-table snapshot may be before a grant re-reads the tables (default 10 min) */
+  snapshotMaxAgeSeconds?: number;
+  strategy?: AllocationStrategy;
+  random?: Random;
+  logger?: { info(message: string, extra?: object): void; warn(message: string, extra?: object): void };
+}
+
+export interface AcquireRequest {
+  privateIp: string;
+  previousSubnet?: string | undefined;
+}
+
+/** Grant attempts per request; each lost race excludes what it lost, so this is generous. */
+const MAX_GRANT_ATTEMPTS = 12;
+
+export class LeaseService {
+  private readonly strategy: AllocationStrategy;
+  private readonly random: Random;
+
+  constructor(private readonly deps: LeaseServiceOptions) {
+    this.strategy = deps.strategy ?? STRATEGIES.random;
+    this.random = deps.random ?? Math.random;
+  }
+
+  async getConfig(): Promise<StoredConfig> {
+    const stored = await this.deps.store.getConfig();
+    if (!stored) throw new ConfigMissingError();
+    return stored;
+  }
+
+  /**
+   * Acquire or renew the caller's lease (PUT /v1/lease).
+   * Renewal of a lease whose routes are all active costs no EC2 call.
+   */
+  async acquire(
+    instanceId: string,
+    request: AcquireRequest,
+  ): Promise<{ lease: Lease; config: NetworkConfig }> {
+    if (!isIp(request.privateIp))
+      throw new ValidationError(`privateIp: "${String(request.privateIp)}" is not an IPv4 address.`);
+    const previous = parsePrevious(request.previousSubnet);
+    const now = this.deps.clock.now();
+    const context = await this.context(instanceId);
+    const config = context.config.config;
+    const existing = context.existing;
+
+    if (
+      existing &&
+      isLive(existing, now) &&
+      existing.privateIp === request.privateIp &&
+      isLeasable(config, existing.subnet)
+    ) {
+      const renewed = await this.deps.store.renew(existing, this.expiry(now));
+      if (renewed) {
+        if (allRoutesActive(renewed) && coversTables(renewed, context.snapshot))
+          return { lease: renewed, config };
+        // A grant whose routes stayed pending (EC2 throttled): finish it now.
+        const nic = await this.verifyInstance(instanceId, request.privateIp);
+        const snapshot = await this.currentSnapshot(config, context.snapshot, now);
+        return { lease: await this.writeRoutes(renewed, config, nic, snapshot), config };
+      }
+    }
+
+    const nic = await this.verifyInstance(instanceId, request.privateIp);
+    let preferred = previous;
+    let preferredSlot: number | undefined;
+    if (existing) {
+      if (isLive(existing, now)) {
+        // The host's IP or ENI changed under a live lease (or the config moved): move it cleanly.
+        this.deps.logger?.info('moving lease to a new address', {
+          instanceId,
+          subnet: formatCidr(existing.subnet),
+        });
+        await this.deps.routes.removeLeaseRoutes(existing, config);
+        await this.deps.store.delete(existing);
+      }
+      preferred = existing.subnet;
+      preferredSlot = existing.slot;
+    }
+    const snapshot = await this.currentSnapshot(config, context.snapshot, now);
+    const granted = await this.grant(config, snapshot, {
+      instanceId,
+      privateIp: request.privateIp,
+      networkInterfaceId: nic.networkInterfaceId,
+      preferred,
+      preferredSlot,
+      now,
+    });
+    if (granted.adopted) return { lease: granted.lease, config };
+    this.deps.logger?.info('lease granted', {
+      subnet: formatCidr(granted.lease.subnet),
+      instanceId,
+      slot: granted.lease.slot,
+    });
+    return { lease: await this.writeRoutes(granted.lease, config, nic, snapshot), config };
+  }
+
+  /** DELETE /v1/lease: routes first, then the lease. Idempotent: no lease, nothing to do. */
+  async release(instanceId: string): Promise<Lease | undefined> {
+    const lease = await this.deps.store.getByInstance(instanceId);
+    if (!lease) return undefined;
+    const { config } = await this.getConfig();
+    await this.deps.routes.removeLeaseRoutes(lease, config);
+    await this.deps.store.delete(lease);
+    this.deps.logger?.info('lease released', { subnet: formatCidr(lease.subnet), instanceId });
+    return lease;
+  }
+
+  /** Admin revoke: routes first, then the lease. */
+  async revoke(subnet: Cidr): Promise<Lease | undefined> {
+    const lease = await this.deps.store.getBySubnet(subnet);
+    if (!lease) return undefined;
+    const { config } = await this.getConfig();
+    await this.deps.routes.removeLeaseRoutes(lease, config);
+    await this.deps.store.delete(lease);
+    this.deps.logger?.info('lease revoked', {
+      subnet: formatCidr(lease.subnet),
+      instanceId: lease.instanceId,
+    });
+    return lease;
+  }
+
+  /** An expired lease: routes first, then the lease, and only if it is still expired. */
+  async reclaim(lease: Lease, config: NetworkConfig, now: Date): Promise<boolean> {
+    if (isLive(lease, now)) return false;
+    await this.deps.routes.removeLeaseRoutes(lease, config);
+    const deleted = await this.deps.store.delete(lease, { onlyIfExpiredAt: now });
+    if (deleted)
+      this.deps.logger?.info('expired lease reclaimed', {
+        subnet: formatCidr(lease.subnet),
+        instanceId: lease.instanceId,
+      });
+    return deleted;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private async context(instanceId: string) {
+    const { store } = this.deps;
+    let config: StoredConfig | undefined;
+    let snapshot: RouteTableSnapshot | undefined;
+    let existing: Lease | undefined;
+    if (store.getLeaseContext) {
+      const ctx = await store.getLeaseContext(instanceId);
+      config = ctx.config;
+      snapshot = ctx.snapshot;
+      if (ctx.instanceSubnet) {
+        const lease = await store.getBySubnet(parseCidr(ctx.instanceSubnet));
+        existing = lease?.instanceId === instanceId ? lease : undefined;
+      }
+    } else {
+      [config, snapshot, existing] = await Promise.all([
+        store.getConfig(),
+        store.getRouteTableSnapshot(),
+        store.getByInstance(instanceId),
+      ]);
+    }
+    if (!config) throw new ConfigMissingError();
+    return { config, snapshot, existing };
+  }
+
+  private expiry(now: Date): Date {
+    return new Date(now.getTime() + this.deps.leaseTtlSeconds * 1000);
+  }
+
+  /** The instance must exist in our VPC, be running and own `privateIp`; returns the ENI holding it. */
+  private async verifyInstance(instanceId: string, privateIp: string): Promise<NetworkInterface> {
+    const [instance]: InstanceInfo[] = await this.deps.instances.describeInstances([instanceId]);
+    if (!instance)
+      throw new ForbiddenError(`Instance ${instanceId} does not exist in this account and region.`);
+    if (instance.vpcId !== this.deps.vpcId) {
+      throw new ForbiddenError(
+        `Instance ${instanceId} is in ${instance.vpcId ?? 'no VPC'}; this control plane manages ${this.deps.vpcId}.`,
+      );
+    }
+    if (instance.state !== 'running') {
+      throw new ForbiddenError(
+        `Instance ${instanceId} is ${instance.state}; only running instances get a lease.`,
+      );
+    }
+    const nic = instance.networkInterfaces.find((n) => n.privateIps.includes(privateIp));
+    if (!nic) {
+      throw new ForbiddenError(
+        `privateIp ${privateIp} is not an address of instance ${instanceId}; send the instance's own private IP.`,
+      );
+    }
+    return nic;
+  }
+
+  private async currentSnapshot(
+    config: NetworkConfig,
+    snapshot: RouteTableSnapshot | undefined,
+    now: Date,
+  ): Promise<RouteTableSnapshot> {
+    const maxAgeMs = (this.deps.snapshotMaxAgeSeconds ?? 600) * 1000;
+    const wanted = config.backend.routeTableIds;
+    const matches =
+      snapshot !== undefined &&
+      now.getTime() - snapshot.refreshedAt.getTime() <= maxAgeMs &&
+      (wanted === undefined ||
+        (wanted.length === snapshot.tables.length &&
+          wanted.every((id) => snapshot.tables.some((t) => t.routeTableId === id))));
+    if (matches) return snapshot;
+    return this.deps.routes.refreshSnapshot(config);
+  }
+
+  private async grant(
+    config: NetworkConfig,
+    snapshot: RouteTableSnapshot,
+    request: {
+      instanceId: string;
+      privateIp: string;
+      networkInterfaceId: string;
+      preferred: Cidr | undefined;
+      preferredSlot: number | undefined;
+      now: Date;
+    },
+  ): Promise<{ lease: Lease; adopted: boolean }> {
+    const { store } = this.deps;
+    const { now } = request;
+    const { capacity, fullest } = capacityOf(config, snapshot);
+    const subnetsFitCapacity = capacity >= leasableCount(config);
+    const lostSubnets = new Set<string>();
+    const lostSlots = new Set<number>();
+    // First try blind (no read): with few leases out, a random pick almost always wins.
+    let occupancy: Occupancy | undefined;
+    let preferred = request.preferred;
+
+    for (let attempt = 0; attempt < MAX_GRANT_ATTEMPTS; attempt++) {
+      const subnet = this.strategy({
+        config,
+        occupied: occupancy && withoutExpired(occupancy.subnets, occupancy.expiredSubnets, preferred),
+        exclude: lostSubnets,
+        preferred,
+        random: this.random,
+      });
+      if (!subnet) {
+        if (!occupancy) {
+          occupancy = await store.occupancy(now);
+          continue;
+        }
+        if (await this.reclaimOne(occupancy, config, now)) {
+          occupancy = await store.occupancy(now);
+          lostSubnets.clear();
+          continue;
+        }
+        throw new SubnetsExhaustedError({
+          network: formatCidr(config.network),
+          total: leasableCount(config),
+        });
+      }
+      const slot = chooseSlot({
+        capacity,
+        occupied: occupancy && slotsInUse(occupancy, formatCidr(subnet)),
+        exclude: lostSlots,
+        preferred: subnetsFitCapacity ? leasableIndex(config, subnet) : request.preferredSlot,
+        random: this.random,
+      });
+      if (slot === undefined) {
+        if (!occupancy) {
+          occupancy = await store.occupancy(now);
+          continue;
+        }
+        if (await this.reclaimOne(occupancy, config, now)) {
+          occupancy = await store.occupancy(now);
+          lostSlots.clear();
+          continue;
+        }
+        throw new RouteLimitExceededError({
+          used: Math.min(config.backend.routeLimit, fullest.foreignRoutes + occupancy.slots.size),
+          limit: config.backend.routeLimit,
+          ...(fullest.routeTableId ? { routeTableId: fullest.routeTableId } : {}),
+        });
+      }
+
+      const result = await store.grant(
+        {
+          subnet,
+          slot,
+          instanceId: request.instanceId,
+          privateIp: request.privateIp,
+          networkInterfaceId: request.networkInterfaceId,
+          expiresAt: this.expiry(now),
+          routes: snapshot.tables.map((t) => ({ routeTableId: t.routeTableId, state: 'pending' as const })),
+        },
+        now,
+      );
+      if (result.granted) return { lease: result.lease, adopted: false };
+
+      if (result.conflicts.includes('instance-has-lease')) {
+        // A concurrent request of the same instance won: answer with its lease (acquire is idempotent).
+        const mine = await store.getByInstance(request.instanceId);
+        if (mine && isLive(mine, now)) return { lease: mine, adopted: true };
+      }
+      if (result.conflicts.includes('subnet-taken')) lostSubnets.add(formatCidr(subnet));
+      if (result.conflicts.includes('slot-taken')) lostSlots.add(slot);
+      preferred = undefined;
+      occupancy = await store.occupancy(now);
+    }
+    throw new ServiceUnavailableError(
+      'Too many hosts are joining at once; no subnet could be claimed in this request. Retry shortly.',
+      1,
+    );
+  }
+
+  /**
+   * Frees capacity held by expired leases: reclaims one expired lease (routes first), or
+   * drops a slot left behind by an expired lease whose subnet was taken over since.
+   */
+  private async reclaimOne(occupancy: Occupancy, config: NetworkConfig, now: Date): Promise<boolean> {
+    for (const subnet of occupancy.expiredSubnets) {
+      const lease = await this.deps.store.getBySubnet(parseCidr(subnet));
+      if (lease && (await this.reclaim(lease, config, now))) return true;
+    }
+    for (const [slot, holder] of occupancy.expiredSlots) {
+      const lease = await this.deps.store.getBySubnet(parseCidr(holder.subnet));
+      if (lease?.instanceId === holder.instanceId && lease.slot === slot) continue; // reclaimed with its lease above
+      if (await this.deps.store.deleteStaleSlot(slot, holder, now)) return true;
+    }
+    return false;
+  }
+
+  private async writeRoutes(
+    lease: Lease,
+    config: NetworkConfig,
+    nic: NetworkInterface,
+    snapshot: RouteTableSnapshot,
+  ): Promise<Lease> {
+    let outcome: { lease: Lease; error?: unknown };
+    try {
+      outcome = await this.deps.routes.ensureLeaseRoutes(lease, config, {
+        sourceDestCheck: nic.sourceDestCheck,
+        routeTableIds: snapshot.tables.map((t) => t.routeTableId),
+      });
+    } catch (error) {
+      if (error instanceof RouteLimitExceededError) {
+        // EC2 counted more routes than our snapshot did: undo the grant, so the invariant holds.
+        this.deps.logger?.warn('EC2 refused the route for lack of room; grant undone', describe(lease));
+        await this.deps.routes.removeLeaseRoutes(lease, config);
+        await this.deps.store.delete(lease);
+      }
+      throw error;
+    }
+    if (outcome.error !== undefined) {
+      // The lease stays (routes `pending`); the host's retry of PUT /v1/lease or the reconcile finishes it.
+      this.deps.logger?.warn('routes left pending', { ...describe(lease), error: String(outcome.error) });
+      if (outcome.error instanceof VpcLeaseError && outcome.error.status === 503) throw outcome.error;
+      throw new ServiceUnavailableError(
+        `The lease on ${formatCidr(lease.subnet)} is kept, but its route could not be written yet; retry PUT /v1/lease.`,
+        5,
+        { cause: outcome.error },
+      );
+    }
+    return outcome.lease;
+  }
+}
+
+/** Live leases allowed: RouteLimit minus the foreign routes of the fullest table in scope. */
+export function capacityOf(
+  config: NetworkConfig,
+  snapshot: RouteTableSnapshot,
+): { capacity: number; fullest: { routeTableId: string | undefined; foreignRoutes: number } } {
+  let fullest: { routeTableId: string | undefined; foreignRoutes: number } = {
+    routeTableId: undefined,
+    foreignRoutes: 0,
+  };
+  for (const table of snapshot.tables) if (table.foreignRoutes >= fullest.foreignRoutes) fullest = table;
+  return { capacity: Math.max(0, config.backend.routeLimit - fullest.foreignRoutes), fullest };
+}
+
+function coversTables(lease: Lease, snapshot: RouteTableSnapshot | undefined): boolean {
+  if (!snapshot) return true;
+  return snapshot.tables.every((t) =>
+    lease.routes.some((r: LeaseRoute) => r.routeTableId === t.routeTableId),
+  );
+}
+
+function parsePrevious(text: string | undefined): Cidr | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseCidr(text);
+  } catch (error) {
+    throw new ValidationError(`previousSubnet: ${(error as CidrError).message}.`, { cause: error });
+  }
+}
+
+/** The preferred subnet stays choosable when it is only held by an expired lease (a takeover is allowed). */
+function withoutExpired(
+  subnets: ReadonlySet<string>,
+  expired: ReadonlySet<string>,
+  preferred: Cidr | undefined,
+): ReadonlySet<string> {
+  const key = preferred && formatCidr(preferred);
+  if (!key || !expired.has(key)) return subnets;
+  const copy = new Set(subnets);
+  copy.delete(key);
+  return copy;
+}
+
+/** Slots in use, except expired ones taken for this very subnet (the store lets those be taken over). */
+function slotsInUse(occupancy: Occupancy, subnet: string): ReadonlySet<number> {
+  const reusable = [...occupancy.expiredSlots]
+    .filter(([, holder]) => holder.subnet === subnet)
+    .map(([slot]) => slot);
+  if (reusable.length === 0) return occupancy.slots;
+  const copy = new Set(occupancy.slots);
+  for (const slot of reusable) copy.delete(slot);
+  return copy;
+}
+
+const describe = (lease: Lease) => ({ subnet: formatCidr(lease.subnet), instanceId: lease.instanceId });
