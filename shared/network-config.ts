@@ -53,11 +53,14 @@ const ROUTE_TABLE_ID = /^rtb-[0-9a-f]{8,17}$/;
 const TOP_LEVEL_FIELDS = new Set(['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax', 'Backend', 'EnableIPv4']);
 const BACKEND_FIELDS = new Set(['Type', 'RouteTableID', 'RouteLimit']);
 const NOT_YET = new Set(['IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax', 'EnableIPv6']);
+/** flannel's zero IP4: a SubnetMin/SubnetMax of 0.0.0.0 means "use the default" (config.go). */
+const UNSET_IP = 0n;
 
 export function parseNetworkConfig(input: unknown): NetworkConfig {
   if (!isPlainObject(input)) throw new ValidationError('The network config must be a JSON object.');
   for (const key of Object.keys(input)) {
-    if (NOT_YET.has(key) && input[key] !== false) {
+    // `"EnableIPv6": false` is flannel's default and harmless; any other IPv6 field is a request we cannot honour.
+    if (NOT_YET.has(key) && !(key === 'EnableIPv6' && input[key] === false)) {
       throw new ValidationError(`${key}: IPv6 networks are not supported yet; remove the field.`);
     }
     if (!TOP_LEVEL_FIELDS.has(key) && !NOT_YET.has(key)) {
@@ -70,6 +73,12 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
 
   const network = field('Network', () => parseCidr(requireString(input.Network, 'Network')));
   const bits = familyBits(network.family);
+  // flannel reads 0.0.0.0/0 as "no Network" (IP4Net.Empty) and refuses it.
+  if (network.prefix === 0) {
+    throw new ValidationError(
+      `Network: ${formatCidr(network)} is not a usable pod network; use a private range such as 10.244.0.0/16.`,
+    );
+  }
   if (network.prefix > bits - 4) {
     throw new ValidationError(
       `Network: ${formatCidr(network)} is too small; the smallest useful network is a /28.`,
@@ -181,9 +190,13 @@ export function toFlannelJson(config: NetworkConfig): FlannelNetworkConfig {
 export const leasableCount = (config: NetworkConfig): number =>
   subnetCount(config.subnetMin.base, config.subnetMax.base, config.subnetLen, config.network.family);
 
-/** The i-th leasable subnet, 0-based from SubnetMin. */
-export const leasableSubnet = (config: NetworkConfig, index: number): Cidr =>
-  nthSubnet(config.network.family, config.subnetMin.base, config.subnetLen, index);
+/** The i-th leasable subnet, 0-based from SubnetMin. Throws a RangeError outside 0..leasableCount-1. */
+export function leasableSubnet(config: NetworkConfig, index: number): Cidr {
+  if (!Number.isInteger(index) || index < 0 || index >= leasableCount(config)) {
+    throw new RangeError(`leasable subnet index ${index} is outside 0-${leasableCount(config) - 1}`);
+  }
+  return nthSubnet(config.network.family, config.subnetMin.base, config.subnetLen, index);
+}
 
 /** Whether `subnet` is one the config may lease: right length, aligned, within SubnetMin..SubnetMax. */
 export function isLeasable(config: NetworkConfig, subnet: Cidr): boolean {
@@ -196,13 +209,22 @@ export function isLeasable(config: NetworkConfig, subnet: Cidr): boolean {
   );
 }
 
-export const leasableIndex = (config: NetworkConfig, subnet: Cidr): number =>
-  subnetIndex(config.subnetMin.base, subnet);
+/**
+ * Inverse of leasableSubnet. Throws a RangeError for a subnet that is not leasable (check isLeasable
+ * first): the raw arithmetic would answer a plausible but wrong index for a misaligned, wrong-length or
+ * out-of-range subnet.
+ */
+export function leasableIndex(config: NetworkConfig, subnet: Cidr): number {
+  if (!isLeasable(config, subnet)) {
+    throw new RangeError(`${formatCidr(subnet)} is not a leasable subnet of ${formatCidr(config.network)}`);
+  }
+  return subnetIndex(config.subnetMin.base, subnet);
+}
 
 function boundary(value: unknown, name: string, network: Cidr, subnetLen: number, fallback: bigint): Cidr {
-  if (value === undefined || value === '')
-    return { family: network.family, base: fallback, prefix: subnetLen };
+  if (value === undefined) return { family: network.family, base: fallback, prefix: subnetLen };
   const ip = field(name, () => parseIp(requireString(value, name)));
+  if (ip.value === UNSET_IP) return { family: network.family, base: fallback, prefix: subnetLen };
   if (ip.family !== network.family || ip.value < network.base || ip.value > lastAddress(network)) {
     throw new ValidationError(`${name}: ${value} is not inside Network ${formatCidr(network)}.`);
   }
@@ -219,7 +241,10 @@ function field<T>(name: string, parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    if (error instanceof CidrError) throw new ValidationError(`${name}: ${error.message}.`, { cause: error });
+    if (error instanceof CidrError) {
+      const end = /[.?]$/.test(error.message) ? '' : '.';
+      throw new ValidationError(`${name}: ${error.message}${end}`, { cause: error });
+    }
     throw error;
   }
 }
