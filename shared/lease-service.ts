@@ -29,18 +29,18 @@ import type {
 /** What the lease service needs from the route side (implemented by RouteService). */
 export interface LeaseRouteWriter {
   /** Describes the tables in scope and stores how many foreign routes each holds. */
-  refreshSnapshot(config: NetworkConfig): Promise<RouteTableSnapshot>;
+  refreshSnapshot(config: NetworkConfig): Promise<{ snapshot: RouteTableSnapshot }>;
   /**
    * Writes the lease's route in each table. Throws RouteLimitExceededError when EC2 refuses
-   * for lack of room; other EC2 failures leave the route `pending` and come back as `error`.
+   * for lack of room; throttling and outages leave the route `pending` and come back as `error`.
    */
   ensureLeaseRoutes(
     lease: Lease,
     config: NetworkConfig,
     options: { sourceDestCheck: boolean; routeTableIds: readonly string[] },
-  ): Promise<{ lease: Lease; error?: unknown }>;
+  ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: unknown }>;
   /** Deletes the lease's routes that still point to its ENI; never another holder's. */
-  removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<void>;
+  removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<unknown>;
 }
 
 export interface LeaseServiceOptions {
@@ -69,6 +69,13 @@ export interface AcquireRequest {
   previousSubnet?: string | undefined;
 }
 
+export interface AcquireResult {
+  lease: Lease;
+  config: NetworkConfig;
+  /** granted: a new lease; renewed: the caller's existing lease, extended */
+  outcome: 'granted' | 'renewed';
+}
+
 /** Grant attempts per request; each lost race excludes what it lost, so this is generous. */
 const MAX_GRANT_ATTEMPTS = 12;
 
@@ -91,10 +98,7 @@ export class LeaseService {
    * Acquire or renew the caller's lease (PUT /v1/lease).
    * Renewal of a lease whose routes are all active costs no EC2 call.
    */
-  async acquire(
-    instanceId: string,
-    request: AcquireRequest,
-  ): Promise<{ lease: Lease; config: NetworkConfig }> {
+  async acquire(instanceId: string, request: AcquireRequest): Promise<AcquireResult> {
     if (!isIp(request.privateIp))
       throw new ValidationError(`privateIp: "${String(request.privateIp)}" is not an IPv4 address.`);
     const previous = parsePrevious(request.previousSubnet);
@@ -112,11 +116,11 @@ export class LeaseService {
       const renewed = await this.deps.store.renew(existing, this.expiry(now));
       if (renewed) {
         if (allRoutesActive(renewed) && coversTables(renewed, context.snapshot))
-          return { lease: renewed, config };
+          return { lease: renewed, config, outcome: 'renewed' };
         // A grant whose routes stayed pending (EC2 throttled): finish it now.
         const nic = await this.verifyInstance(instanceId, request.privateIp);
         const snapshot = await this.currentSnapshot(config, context.snapshot, now);
-        return { lease: await this.writeRoutes(renewed, config, nic, snapshot), config };
+        return { lease: await this.writeRoutes(renewed, config, nic, snapshot), config, outcome: 'renewed' };
       }
     }
 
@@ -145,13 +149,17 @@ export class LeaseService {
       preferredSlot,
       now,
     });
-    if (granted.adopted) return { lease: granted.lease, config };
+    if (granted.adopted) return { lease: granted.lease, config, outcome: 'renewed' };
     this.deps.logger?.info('lease granted', {
       subnet: formatCidr(granted.lease.subnet),
       instanceId,
       slot: granted.lease.slot,
     });
-    return { lease: await this.writeRoutes(granted.lease, config, nic, snapshot), config };
+    return {
+      lease: await this.writeRoutes(granted.lease, config, nic, snapshot),
+      config,
+      outcome: 'granted',
+    };
   }
 
   /** DELETE /v1/lease: routes first, then the lease. Idempotent: no lease, nothing to do. */
@@ -260,7 +268,7 @@ export class LeaseService {
         (wanted.length === snapshot.tables.length &&
           wanted.every((id) => snapshot.tables.some((t) => t.routeTableId === id))));
     if (matches) return snapshot;
-    return this.deps.routes.refreshSnapshot(config);
+    return (await this.deps.routes.refreshSnapshot(config)).snapshot;
   }
 
   private async grant(
@@ -351,9 +359,11 @@ export class LeaseService {
         const mine = await store.getByInstance(request.instanceId);
         if (mine && isLive(mine, now)) return { lease: mine, adopted: true };
       }
-      if (result.conflicts.includes('subnet-taken')) lostSubnets.add(formatCidr(subnet));
+      if (result.conflicts.includes('subnet-taken')) {
+        lostSubnets.add(formatCidr(subnet));
+        preferred = undefined;
+      }
       if (result.conflicts.includes('slot-taken')) lostSlots.add(slot);
-      preferred = undefined;
       occupancy = await store.occupancy(now);
     }
     throw new ServiceUnavailableError(
@@ -385,7 +395,7 @@ export class LeaseService {
     nic: NetworkInterface,
     snapshot: RouteTableSnapshot,
   ): Promise<Lease> {
-    let outcome: { lease: Lease; error?: unknown };
+    let outcome: Awaited<ReturnType<LeaseRouteWriter['ensureLeaseRoutes']>>;
     try {
       outcome = await this.deps.routes.ensureLeaseRoutes(lease, config, {
         sourceDestCheck: nic.sourceDestCheck,
@@ -400,7 +410,7 @@ export class LeaseService {
       }
       throw error;
     }
-    if (outcome.error !== undefined) {
+    if (outcome.error !== undefined && outcome.error !== null) {
       // The lease stays (routes `pending`); the host's retry of PUT /v1/lease or the reconcile finishes it.
       this.deps.logger?.warn('routes left pending', { ...describe(lease), error: String(outcome.error) });
       if (outcome.error instanceof VpcLeaseError && outcome.error.status === 503) throw outcome.error;
@@ -410,7 +420,7 @@ export class LeaseService {
         { cause: outcome.error },
       );
     }
-    return outcome.lease;
+    return outcome.lease ?? { ...lease, routes: [...outcome.routes] };
   }
 }
 

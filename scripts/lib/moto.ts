@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 
 export interface MotoServer {
   readonly endpoint: string;
@@ -21,13 +22,18 @@ export class MotoNotInstalledError extends Error {
   }
 }
 
-/** moto_server on PATH, else `python3 -m moto.server`. */
+const SERIALISED_LAUNCHER = fileURLToPath(new URL('./moto_serialized.py', import.meta.url));
+
+/**
+ * How to run moto: our serialising launcher (moto_serialized.py) under the python3 that has
+ * moto, else `moto_server` on PATH, else `python3 -m moto.server`.
+ */
 export function motoCommand(): { command: string; args: string[] } {
+  if (spawnSync('python3', ['-c', 'import moto.server, werkzeug'], { stdio: 'ignore' }).status === 0) {
+    return { command: 'python3', args: [SERIALISED_LAUNCHER] };
+  }
   if (spawnSync('moto_server', ['--help'], { stdio: 'ignore' }).status === 0)
     return { command: 'moto_server', args: [] };
-  if (spawnSync('python3', ['-c', 'import moto.server'], { stdio: 'ignore' }).status === 0) {
-    return { command: 'python3', args: ['-m', 'moto.server'] };
-  }
   throw new MotoNotInstalledError();
 }
 

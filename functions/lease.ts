@@ -1,0 +1,95 @@
+/**
+ * Host routes (granted to the hosts' instance role): GET /v1/config, PUT /v1/lease,
+ * DELETE /v1/lease. Wiring only; the logic is LeaseService.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { createDependencies } from '../shared/adapters/dependencies.js';
+import { lazyHandler } from '../shared/adapters/lazy-handler.js';
+import { logger, metrics } from '../shared/adapters/observability.js';
+import { NotFoundError, VpcLeaseError } from '../shared/errors.js';
+import { HOST_PATHS } from '../shared/http/contract.js';
+import { leaseToJson } from '../shared/http/mappers.js';
+import {
+  callerArn,
+  callerInstanceId,
+  type HttpEvent,
+  type HttpResult,
+  httpErrors,
+  json,
+  jsonObjectBody,
+  noContent,
+  routeOf,
+  stringFields,
+} from '../shared/http/middleware.js';
+import type { LeaseService } from '../shared/lease-service.js';
+import { toFlannelJson } from '../shared/network-config.js';
+
+export interface LeaseHandlerDependencies {
+  leases: LeaseService;
+  logger: Logger;
+  metrics?: Metrics;
+}
+
+export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
+  const route = async (event: HttpEvent): Promise<HttpResult> => {
+    const { routeKey } = routeOf(event);
+    switch (routeKey) {
+      case `GET ${HOST_PATHS.config}`: {
+        callerArn(event);
+        const { config } = await deps.leases.getConfig();
+        return json(200, toFlannelJson(config));
+      }
+      case `PUT ${HOST_PATHS.lease}`: {
+        const instanceId = callerInstanceId(event);
+        deps.logger.appendKeys({ instanceId });
+        const body = jsonObjectBody(event, { required: true })!;
+        const { privateIp, previousSubnet } = stringFields(body, {
+          required: ['privateIp'],
+          optional: ['previousSubnet'],
+        });
+        try {
+          const { lease, config, outcome } = await deps.leases.acquire(instanceId, {
+            privateIp: privateIp!,
+            previousSubnet,
+          });
+          if (outcome === 'granted') deps.metrics?.addMetric('LeasesGranted', MetricUnit.Count, 1);
+          return json(200, leaseToJson(lease, config));
+        } catch (error) {
+          if (
+            error instanceof VpcLeaseError &&
+            (error.code === 'RouteLimitExceeded' || error.code === 'SubnetsExhausted')
+          ) {
+            deps.metrics?.addMetric('LeasesRefused', MetricUnit.Count, 1);
+          }
+          throw error;
+        }
+      }
+      case `DELETE ${HOST_PATHS.lease}`: {
+        const instanceId = callerInstanceId(event);
+        deps.logger.appendKeys({ instanceId });
+        await deps.leases.release(instanceId);
+        return noContent();
+      }
+      default:
+        throw new NotFoundError(
+          `No route ${routeKey}: host routes are GET /v1/config, PUT /v1/lease, DELETE /v1/lease.`,
+        );
+    }
+  };
+
+  const chain = middy<HttpEvent, HttpResult, Error, Context>()
+    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
+    .use(httpErrors({ logger: deps.logger }));
+  if (deps.metrics) chain.use(logMetrics(deps.metrics));
+  return chain.handler(route);
+}
+
+export const handler = lazyHandler(() => {
+  const { leases } = createDependencies();
+  return buildLeaseHandler({ leases, logger, metrics });
+});

@@ -1,0 +1,63 @@
+/**
+ * Builds the adapters and services from the environment: once per Lambda process
+ * (module scope of functions/*), or per test with other clients.
+ */
+
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { LeaseService } from '../lease-service.js';
+import { type Clock, systemClock } from '../ports.js';
+import { RouteService } from '../route-service.js';
+import { createDynamoDbClient, createEc2Client } from './aws-clients.js';
+import { DynamoDbLeaseStore } from './dynamodb-lease-store.js';
+import { Ec2Instances } from './ec2-instances.js';
+import { Ec2RouteTables } from './ec2-route-tables.js';
+import { type Environment, readEnvironment } from './environment.js';
+import { type CoreLogger, coreLogger } from './observability.js';
+
+export interface Dependencies {
+  environment: Environment;
+  store: DynamoDbLeaseStore;
+  instances: Ec2Instances;
+  routeTables: Ec2RouteTables;
+  routes: RouteService;
+  leases: LeaseService;
+  clock: Clock;
+  logger: CoreLogger;
+}
+
+export function createDependencies(
+  options: {
+    environment?: Environment;
+    dynamo?: DynamoDBDocumentClient;
+    ec2?: EC2Client;
+    clock?: Clock;
+    logger?: CoreLogger;
+  } = {},
+): Dependencies {
+  const environment = options.environment ?? readEnvironment();
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? coreLogger();
+  const ec2 = options.ec2 ?? createEc2Client();
+  const store = new DynamoDbLeaseStore(options.dynamo ?? createDynamoDbClient(), environment.tableName);
+  const instances = new Ec2Instances(ec2);
+  const routeTables = new Ec2RouteTables(ec2);
+  const routes = new RouteService({
+    routes: routeTables,
+    instances,
+    store,
+    clock,
+    vpcId: environment.vpcId,
+    logger,
+  });
+  const leases = new LeaseService({
+    store,
+    instances,
+    routes,
+    clock,
+    vpcId: environment.vpcId,
+    leaseTtlSeconds: environment.leaseTtlSeconds,
+    logger,
+  });
+  return { environment, store, instances, routeTables, routes, leases, clock, logger };
+}

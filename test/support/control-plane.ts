@@ -1,0 +1,44 @@
+/**
+ * A whole control plane on moto for integration tests: the seeded VPC, a fresh table,
+ * a published config and the real services wired as the Lambdas wire them.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { type LaunchedInstance, launchInstances, type SeededVpc, seedVpc } from '../../scripts/lib/seed.js';
+import { createDependencies, type Dependencies } from '../../shared/adapters/dependencies.js';
+import type { CoreLogger } from '../../shared/adapters/observability.js';
+import { parseNetworkConfig } from '../../shared/network-config.js';
+import type { Clock } from '../../shared/ports.js';
+import type { MotoContext } from './aws.js';
+
+export const quietLogger = new Logger({ serviceName: 'vpc-lease-test', logLevel: 'SILENT' });
+
+export const silentCoreLogger: CoreLogger = { info() {}, warn() {}, error() {} };
+
+export interface ControlPlane extends Dependencies {
+  vpc: SeededVpc;
+  launch(count?: number): Promise<LaunchedInstance[]>;
+}
+
+export async function createControlPlane(
+  aws: MotoContext,
+  options: { config?: object; clock?: Clock; leaseTtlSeconds?: number } = {},
+): Promise<ControlPlane> {
+  const vpc = await seedVpc(aws.ec2, { name: `vpc-lease-test-${Math.random().toString(36).slice(2, 8)}` });
+  const tableName = await aws.newTable();
+  const deps = createDependencies({
+    environment: { tableName, vpcId: vpc.vpcId, leaseTtlSeconds: options.leaseTtlSeconds ?? 86_400 },
+    dynamo: aws.dynamo,
+    ec2: aws.ec2,
+    logger: silentCoreLogger,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  const config = parseNetworkConfig(
+    options.config ?? {
+      Network: '10.244.0.0/16',
+      Backend: { Type: 'aws-vpc', RouteTableID: vpc.routeTableId },
+    },
+  );
+  await deps.store.putConfig(config, undefined, deps.clock.now());
+  await deps.routes.refreshSnapshot(config);
+  return { ...deps, vpc, launch: (count = 1) => launchInstances(aws.ec2, vpc.subnetId, count) };
+}

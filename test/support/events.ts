@@ -1,0 +1,73 @@
+/** API Gateway HTTP API (payload v2) events, as API Gateway sends them with AWS_IAM auth. */
+import type { Context } from 'aws-lambda';
+import type { HttpEvent } from '../../shared/http/middleware.js';
+
+export const hostArn = (instanceId: string) =>
+  `arn:aws:sts::123456789012:assumed-role/vpc-lease-host/${instanceId}`;
+export const OPERATOR_ARN = 'arn:aws:sts::123456789012:assumed-role/vpc-lease-operator/alice';
+
+export function httpEvent(options: {
+  method: string;
+  path: string;
+  /** the route template, e.g. /v1/admin/leases/{subnet}; defaults to path */
+  route?: string;
+  body?: string | object;
+  headers?: Record<string, string>;
+  /** undefined = no IAM identity */
+  userArn?: string | undefined;
+  pathParameters?: Record<string, string>;
+  queryStringParameters?: Record<string, string>;
+}): HttpEvent {
+  const body =
+    options.body === undefined
+      ? undefined
+      : typeof options.body === 'string'
+        ? options.body
+        : JSON.stringify(options.body);
+  return {
+    version: '2.0',
+    routeKey: `${options.method} ${options.route ?? options.path}`,
+    rawPath: options.path,
+    rawQueryString: new URLSearchParams(options.queryStringParameters ?? {}).toString(),
+    headers: { 'content-type': 'application/json', ...(options.headers ?? {}) },
+    ...(options.queryStringParameters ? { queryStringParameters: options.queryStringParameters } : {}),
+    ...(options.pathParameters ? { pathParameters: options.pathParameters } : {}),
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'test',
+      domainName: 'test.execute-api.us-east-1.amazonaws.com',
+      domainPrefix: 'test',
+      http: {
+        method: options.method,
+        path: options.path,
+        protocol: 'HTTP/1.1',
+        sourceIp: '10.0.0.1',
+        userAgent: 'vitest',
+      },
+      requestId: `req-${Math.random().toString(36).slice(2)}`,
+      routeKey: `${options.method} ${options.route ?? options.path}`,
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+      ...(options.userArn !== undefined ? { authorizer: { iam: { userArn: options.userArn } } } : {}),
+    },
+    ...(body !== undefined ? { body } : {}),
+    isBase64Encoded: false,
+  } as HttpEvent;
+}
+
+export const lambdaContext = (functionName = 'vpc-lease-test'): Context =>
+  ({
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:123456789012:function:${functionName}`,
+    memoryLimitInMB: '256',
+    awsRequestId: `aws-${Math.random().toString(36).slice(2)}`,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'test',
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  }) as Context;
