@@ -1,0 +1,131 @@
+/**
+ * InstancePort over EC2: what the control plane needs to know about lease holders
+ * (state, VPC, network interfaces and their addresses) and the one attribute it sets.
+ */
+import {
+  DescribeInstancesCommand,
+  DescribeVpcsCommand,
+  type EC2Client,
+  type Instance,
+  ModifyNetworkInterfaceAttributeCommand,
+} from '@aws-sdk/client-ec2';
+import { NotFoundError } from '../errors.js';
+import type { InstanceInfo, InstancePort, InstanceState, NetworkInterface } from '../ports.js';
+import { errorName, toDomainError } from './aws-errors.js';
+
+/** EC2 accepts at most 200 values per filter. */
+const IDS_PER_FILTER = 200;
+/** DescribeInstances accepts 5-1000. */
+const PAGE_SIZE = 1000;
+
+const STATES: ReadonlySet<string> = new Set<InstanceState>([
+  'pending',
+  'running',
+  'stopping',
+  'stopped',
+  'shutting-down',
+  'terminated',
+]);
+
+export class Ec2Instances implements InstancePort {
+  constructor(private readonly ec2: EC2Client) {}
+
+  /**
+   * A filter on `instance-id` instead of InstanceIds: an unknown (or long-gone) id is
+   * simply left out, where InstanceIds would fail the whole call with InvalidInstanceID.NotFound.
+   */
+  async describeInstances(instanceIds: readonly string[]): Promise<InstanceInfo[]> {
+    const unique = [...new Set(instanceIds)];
+    const found = new Map<string, InstanceInfo>();
+    for (let start = 0; start < unique.length; start += IDS_PER_FILTER) {
+      const chunk = unique.slice(start, start + IDS_PER_FILTER);
+      let nextToken: string | undefined;
+      do {
+        const page = await this.ec2
+          .send(
+            new DescribeInstancesCommand({
+              Filters: [{ Name: 'instance-id', Values: chunk }],
+              MaxResults: PAGE_SIZE,
+              NextToken: nextToken,
+            }),
+          )
+          .catch((error: unknown) => {
+            throw toDomainError('EC2', error);
+          });
+        for (const reservation of page.Reservations ?? []) {
+          for (const instance of reservation.Instances ?? []) {
+            const info = toInstanceInfo(instance);
+            if (info) found.set(info.instanceId, info);
+          }
+        }
+        nextToken = page.NextToken || undefined;
+      } while (nextToken);
+    }
+    return unique.flatMap((id) => found.get(id) ?? []);
+  }
+
+  async disableSourceDestCheck(networkInterfaceId: string): Promise<void> {
+    try {
+      await this.ec2.send(
+        new ModifyNetworkInterfaceAttributeCommand({
+          NetworkInterfaceId: networkInterfaceId,
+          SourceDestCheck: { Value: false },
+        }),
+      );
+    } catch (error) {
+      if (errorName(error) === 'InvalidNetworkInterfaceID.NotFound') {
+        throw new NotFoundError(
+          `Network interface ${networkInterfaceId} does not exist (the instance may be gone).`,
+          { cause: error, details: { networkInterfaceId } },
+        );
+      }
+      throw toDomainError('EC2', error);
+    }
+  }
+
+  async describeVpcCidrs(vpcId: string): Promise<string[]> {
+    try {
+      const out = await this.ec2.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }));
+      const vpc = out.Vpcs?.[0];
+      if (!vpc) throw vpcNotFound(vpcId);
+      const cidrs = (vpc.CidrBlockAssociationSet ?? [])
+        .filter((a) => a.CidrBlockState?.State === 'associated' && a.CidrBlock)
+        .map((a) => a.CidrBlock!);
+      // Older responses (and some emulators) carry only the primary block.
+      if (cidrs.length === 0 && vpc.CidrBlock) cidrs.push(vpc.CidrBlock);
+      return [...new Set(cidrs)];
+    } catch (error) {
+      if (errorName(error) === 'InvalidVpcID.NotFound') throw vpcNotFound(vpcId, error);
+      throw toDomainError('EC2', error);
+    }
+  }
+}
+
+function toInstanceInfo(instance: Instance): InstanceInfo | undefined {
+  const instanceId = instance.InstanceId;
+  const state = instance.State?.Name;
+  if (!instanceId || !state || !STATES.has(state)) return undefined;
+  const networkInterfaces: NetworkInterface[] = (instance.NetworkInterfaces ?? []).flatMap((eni) => {
+    if (!eni.NetworkInterfaceId) return [];
+    const ips = (eni.PrivateIpAddresses ?? []).flatMap((a) =>
+      a.PrivateIpAddress ? [a.PrivateIpAddress] : [],
+    );
+    if (ips.length === 0 && eni.PrivateIpAddress) ips.push(eni.PrivateIpAddress);
+    return [
+      {
+        networkInterfaceId: eni.NetworkInterfaceId,
+        privateIps: ips,
+        // EC2 turns the check on by default; assume on when not reported, so it gets disabled.
+        sourceDestCheck: eni.SourceDestCheck ?? true,
+      },
+    ];
+  });
+  return { instanceId, state: state as InstanceState, vpcId: instance.VpcId, networkInterfaces };
+}
+
+function vpcNotFound(vpcId: string, cause?: unknown): NotFoundError {
+  return new NotFoundError(`VPC ${vpcId} does not exist (check the deployment's VPC id).`, {
+    cause,
+    details: { vpcId },
+  });
+}

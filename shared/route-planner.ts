@@ -1,0 +1,383 @@
+/**
+ * Route planning: from what the route tables hold and what the leases say, the changes
+ * that make them agree. Pure: no AWS, no clock, no environment; route-service.ts does
+ * the I/O and applies the plan.
+ *
+ * Ownership (DESIGN.md invariant 4). vpc-lease only ever touches a route whose
+ * destination is inside `Network`, and of those:
+ *   - the route to a live lease's subnet is ours whatever its target: the grant gave
+ *     that destination to the lease, so a stale target is *replaced* (never
+ *     delete-then-create: a replace leaves no moment without a route);
+ *   - any other route inside `Network` is ours only if it targets an ENI or an
+ *     instance, the kind of route vpc-lease writes (a route left by an old lease, a
+ *     hand-made one, a blackhole). A gateway/peering/transit route there is someone
+ *     else's decision and is left alone.
+ * Everything outside `Network` (0.0.0.0/0 -> igw, the VPC's local route, 192.168.0.0/16 ->
+ * pcx, even an ENI route) is foreign and never appears in a plan.
+ */
+import { type Cidr, contains, formatCidr, parseCidr } from './cidr.js';
+import { isLive, type Lease, type LeaseRoute } from './lease.js';
+import type { NetworkConfig } from './network-config.js';
+import type { InstanceInfo, RouteEntry, RouteTable, RouteTableSnapshot } from './ports.js';
+
+// ---------------------------------------------------------------- ownership
+
+/** The destination as a CIDR, or undefined when it is not an IPv4 CIDR (a prefix list, malformed). */
+export function parseDestination(destination: string): Cidr | undefined {
+  try {
+    return parseCidr(destination);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Inside `Network`: the only destinations vpc-lease may ever touch. */
+export function isInsideNetwork(config: NetworkConfig, destination: string): boolean {
+  const cidr = parseDestination(destination);
+  return cidr !== undefined && contains(config.network, cidr);
+}
+
+/** A route to an ENI or an instance: the kind vpc-lease writes. */
+export const hasLeaseTarget = (route: RouteEntry): boolean =>
+  Boolean(route.networkInterfaceId || route.instanceId) && !route.otherTarget;
+
+/** Whether vpc-lease manages this route regardless of leases (see the header). */
+export const isOwnedRoute = (config: NetworkConfig, route: RouteEntry): boolean =>
+  hasLeaseTarget(route) && isInsideNetwork(config, route.destination);
+
+/** Whether the route sends traffic to the lease's holder. */
+export function pointsTo(
+  route: RouteEntry,
+  holder: Pick<Lease, 'networkInterfaceId' | 'instanceId'>,
+): boolean {
+  if (route.otherTarget) return false;
+  if (route.networkInterfaceId) return route.networkInterfaceId === holder.networkInterfaceId;
+  return route.instanceId !== undefined && route.instanceId === holder.instanceId;
+}
+
+const targetOf = (route: RouteEntry): string =>
+  route.networkInterfaceId ?? route.instanceId ?? route.otherTarget ?? 'nothing';
+
+/**
+ * Routes that count against the "Routes per route table" quota: propagated routes have
+ * a quota of their own (VPC quotas: "Propagated routes per route table"). The local route
+ * is counted, which errs on the safe side.
+ */
+const countsTowardQuota = (route: RouteEntry): boolean => route.origin !== 'EnableVgwRoutePropagation';
+
+// ---------------------------------------------------------------- dead holders
+
+/** Lease holders that can no longer receive traffic: their routes go and their leases are reclaimed. */
+export interface DeadHolders {
+  /** instances that are gone, shutting down or terminated */
+  readonly instanceIds: ReadonlySet<string>;
+  /** ENIs of those instances, and lease ENIs no longer attached to their (living) instance */
+  readonly networkInterfaceIds: ReadonlySet<string>;
+}
+
+export const NO_DEAD_HOLDERS: DeadHolders = { instanceIds: new Set(), networkInterfaceIds: new Set() };
+
+const DEAD_STATES: ReadonlySet<InstanceInfo['state']> = new Set(['shutting-down', 'terminated']);
+
+/** Whether an instance, as last described (undefined = not found), can hold a lease. */
+export const isGone = (instance: InstanceInfo | undefined): boolean =>
+  instance === undefined || DEAD_STATES.has(instance.state);
+
+/**
+ * The dead among the leases' holders, from one DescribeInstances of them. A stopped
+ * instance is alive: its ENI survives the stop, and so do its lease and route.
+ */
+export function findDeadHolders(
+  leases: readonly Pick<Lease, 'instanceId' | 'networkInterfaceId'>[],
+  instances: readonly InstanceInfo[],
+): DeadHolders {
+  const byId = new Map(instances.map((i) => [i.instanceId, i]));
+  const instanceIds = new Set<string>();
+  const networkInterfaceIds = new Set<string>();
+  for (const lease of leases) {
+    const instance = byId.get(lease.instanceId);
+    if (isGone(instance)) {
+      instanceIds.add(lease.instanceId);
+      networkInterfaceIds.add(lease.networkInterfaceId);
+      for (const eni of instance?.networkInterfaces ?? []) networkInterfaceIds.add(eni.networkInterfaceId);
+    } else if (!instance?.networkInterfaces.some((e) => e.networkInterfaceId === lease.networkInterfaceId)) {
+      networkInterfaceIds.add(lease.networkInterfaceId);
+    }
+  }
+  return { instanceIds, networkInterfaceIds };
+}
+
+const holderIsDead = (holder: Pick<Lease, 'instanceId' | 'networkInterfaceId'>, dead: DeadHolders) =>
+  dead.instanceIds.has(holder.instanceId) || dead.networkInterfaceIds.has(holder.networkInterfaceId);
+
+const targetIsDead = (route: RouteEntry, dead: DeadHolders) =>
+  (route.networkInterfaceId !== undefined && dead.networkInterfaceIds.has(route.networkInterfaceId)) ||
+  (route.instanceId !== undefined && dead.instanceIds.has(route.instanceId));
+
+// ---------------------------------------------------------------- the plan
+
+export interface PlanInput {
+  readonly config: NetworkConfig;
+  /** the route tables in scope, as just described */
+  readonly tables: readonly RouteTable[];
+  /** every lease the store holds, live and expired */
+  readonly leases: readonly Lease[];
+  readonly dead: DeadHolders;
+  readonly now: Date;
+}
+
+interface ChangeBase {
+  readonly routeTableId: string;
+  /** the route's destination, as EC2 writes it */
+  readonly destination: string;
+  /** the lease holder the route is (or was) for, when known */
+  readonly instanceId?: string;
+  /** for a person: why this change */
+  readonly reason: string;
+}
+
+export type RouteChange =
+  | (ChangeBase & { readonly action: 'create'; readonly networkInterfaceId: string })
+  | (ChangeBase & {
+      readonly action: 'replace';
+      readonly networkInterfaceId: string;
+      /** the target the route had */
+      readonly previousTarget: string;
+    })
+  | (ChangeBase & { readonly action: 'delete'; readonly previousTarget: string });
+
+export interface Reclaim {
+  readonly lease: Lease;
+  readonly reason: 'expired' | 'holder-gone';
+}
+
+export interface RoutePlan {
+  /** one EC2 mutation each; deletes of a reclaimed lease's routes come before its reclaim */
+  readonly changes: readonly RouteChange[];
+  /** leases to delete once every delete of their subnet's routes succeeded */
+  readonly reclaims: readonly Reclaim[];
+  /** live leases whose holders are alive: each must have one route per table, to its ENI */
+  readonly liveLeases: readonly Lease[];
+}
+
+/**
+ * The changes that leave, in every table, exactly one route per live lease (to its
+ * ENI), no other ENI/instance route inside `Network`, and every foreign route as it was.
+ */
+export function planRoutes(input: PlanInput): RoutePlan {
+  const { config, tables, leases, dead, now } = input;
+
+  // Live leases of living holders get routes; expired leases and those of dead holders are
+  // reclaimed. A live lease outside Network (possible only after a config change) gets
+  // neither: no route may be written outside Network, and the lease is not ours to end.
+  const liveBySubnet = new Map<string, Lease>();
+  const candidates: Reclaim[] = [];
+  for (const lease of leases) {
+    const key = formatCidr(lease.subnet);
+    const expired = !isLive(lease, now);
+    if (!expired && !holderIsDead(lease, dead)) {
+      if (contains(config.network, lease.subnet) && !liveBySubnet.has(key)) liveBySubnet.set(key, lease);
+      continue;
+    }
+    candidates.push({ lease, reason: expired ? 'expired' : 'holder-gone' });
+  }
+  // The store keeps one lease per subnet; should two ever come in, never reclaim the live one's subnet.
+  const reclaims = candidates.filter((r) => !liveBySubnet.has(formatCidr(r.lease.subnet)));
+  const reclaimBySubnet = new Map(reclaims.map((r) => [formatCidr(r.lease.subnet), r]));
+
+  const changes: RouteChange[] = [];
+  for (const table of tables) {
+    const { routeTableId } = table;
+    const present = new Set<string>();
+    for (const route of table.routes) {
+      const cidr = parseDestination(route.destination);
+      if (!cidr || !contains(config.network, cidr)) continue; // foreign: outside Network
+      const key = formatCidr(cidr);
+      present.add(key);
+
+      const lease = liveBySubnet.get(key);
+      if (lease) {
+        if (pointsTo(route, lease) && route.state === 'active') continue;
+        changes.push({
+          action: 'replace',
+          routeTableId,
+          destination: route.destination,
+          networkInterfaceId: lease.networkInterfaceId,
+          instanceId: lease.instanceId,
+          previousTarget: targetOf(route),
+          reason:
+            route.state === 'blackhole'
+              ? `blackhole route (target ${targetOf(route)} is gone) to the subnet leased to ${lease.instanceId}`
+              : `route points to ${targetOf(route)}, the subnet is leased to ${lease.instanceId} (${lease.networkInterfaceId})`,
+        });
+        continue;
+      }
+
+      if (!hasLeaseTarget(route)) continue; // a gateway/peering route inside Network: not ours
+      const gone = reclaimBySubnet.get(key);
+      const holder = gone && pointsTo(route, gone.lease) ? gone.lease : undefined;
+      changes.push({
+        action: 'delete',
+        routeTableId,
+        destination: route.destination,
+        previousTarget: targetOf(route),
+        ...(holder || route.instanceId ? { instanceId: holder?.instanceId ?? route.instanceId } : {}),
+        reason: deleteReason(route, gone, holder, dead),
+      });
+    }
+
+    for (const [key, lease] of liveBySubnet) {
+      if (present.has(key)) continue;
+      changes.push({
+        action: 'create',
+        routeTableId,
+        destination: key,
+        networkInterfaceId: lease.networkInterfaceId,
+        instanceId: lease.instanceId,
+        reason: `no route to the subnet leased to ${lease.instanceId}`,
+      });
+    }
+  }
+
+  return { changes, reclaims, liveLeases: [...liveBySubnet.values()] };
+}
+
+function deleteReason(
+  route: RouteEntry,
+  gone: Reclaim | undefined,
+  holder: Lease | undefined,
+  dead: DeadHolders,
+): string {
+  if (holder && gone?.reason === 'expired') {
+    return `lease of ${holder.instanceId} expired at ${holder.expiresAt.toISOString()}`;
+  }
+  if (holder) return `lease holder ${holder.instanceId} is terminated or gone`;
+  if (route.state === 'blackhole')
+    return `blackhole route (target ${targetOf(route)} is gone) with no live lease`;
+  if (targetIsDead(route, dead)) return `target ${targetOf(route)} belongs to a terminated instance`;
+  return `no live lease on this subnet (route to ${targetOf(route)})`;
+}
+
+/**
+ * The tables as they are once `changes` are applied (all of them, or those `applied`
+ * says succeeded). Used to predict a reconcile's outcome without a second Describe.
+ */
+export function applyRouteChanges(
+  tables: readonly RouteTable[],
+  changes: readonly RouteChange[],
+  applied: (change: RouteChange) => boolean = () => true,
+): RouteTable[] {
+  return tables.map((table) => {
+    let routes = [...table.routes];
+    for (const change of changes) {
+      if (change.routeTableId !== table.routeTableId || !applied(change)) continue;
+      const same = (r: RouteEntry) => sameDestination(r.destination, change.destination);
+      if (change.action === 'delete') {
+        routes = routes.filter((r) => !same(r));
+      } else {
+        const written: RouteEntry = {
+          destination: change.destination,
+          networkInterfaceId: change.networkInterfaceId,
+          ...(change.instanceId ? { instanceId: change.instanceId } : {}),
+          state: 'active',
+          origin: 'CreateRoute',
+        };
+        routes = [...routes.filter((r) => !same(r)), written];
+      }
+    }
+    return { ...table, routes };
+  });
+}
+
+function sameDestination(a: string, b: string): boolean {
+  if (a === b) return true;
+  const ca = parseDestination(a);
+  const cb = parseDestination(b);
+  return ca !== undefined && cb !== undefined && formatCidr(ca) === formatCidr(cb);
+}
+
+/**
+ * The lease's route states as the tables show them: 'active' where a route to its
+ * subnet points to its ENI, 'pending' elsewhere. One entry per table, in table order.
+ */
+export function leaseRouteStates(lease: Lease, tables: readonly RouteTable[]): LeaseRoute[] {
+  const subnet = formatCidr(lease.subnet);
+  return tables.map((table) => {
+    const route = table.routes.find((r) => sameDestination(r.destination, subnet));
+    const active = route !== undefined && route.state === 'active' && pointsTo(route, lease);
+    return { routeTableId: table.routeTableId, state: active ? 'active' : 'pending' };
+  });
+}
+
+// ---------------------------------------------------------------- capacity
+
+export interface RouteUsage {
+  readonly routeTableId: string;
+  /** Backend.RouteLimit: the routes-per-table quota */
+  readonly limit: number;
+  /** routes counting against the quota */
+  readonly used: number;
+  /** of those, vpc-lease's (inside Network, to an ENI/instance) */
+  readonly owned: number;
+  /** of those, everyone else's */
+  readonly foreign: number;
+  /** routes EC2 marks blackhole (target gone) */
+  readonly blackholes: number;
+  /** further leases this table admits: limit - foreign - live leases (never below 0) */
+  readonly free: number;
+}
+
+/** Routes in the table that are not vpc-lease's and count against its quota (invariant 3). */
+export const foreignRouteCount = (config: NetworkConfig, table: RouteTable): number =>
+  table.routes.filter((r) => countsTowardQuota(r) && !isOwnedRoute(config, r)).length;
+
+/**
+ * One table's usage. `leases` are the live leases (pass `now` to have expired ones
+ * filtered out here): each needs a route in every table in scope.
+ */
+export function routeUsage(
+  config: NetworkConfig,
+  table: RouteTable,
+  leases: readonly Pick<Lease, 'expiresAt'>[],
+  now?: Date,
+): RouteUsage {
+  const counted = table.routes.filter(countsTowardQuota);
+  const owned = counted.filter((r) => isOwnedRoute(config, r)).length;
+  const foreign = counted.length - owned;
+  const live = now ? leases.filter((l) => isLive(l, now)).length : leases.length;
+  const limit = config.backend.routeLimit;
+  return {
+    routeTableId: table.routeTableId,
+    limit,
+    used: counted.length,
+    owned,
+    foreign,
+    blackholes: table.routes.filter((r) => r.state === 'blackhole').length,
+    free: Math.max(0, limit - foreign - live),
+  };
+}
+
+/** The snapshot the grant path reads: foreign routes per table in scope. */
+export function routeTableSnapshot(
+  config: NetworkConfig,
+  tables: readonly RouteTable[],
+  refreshedAt: Date,
+): RouteTableSnapshot {
+  return {
+    tables: tables.map((t) => ({
+      routeTableId: t.routeTableId,
+      foreignRoutes: foreignRouteCount(config, t),
+    })),
+    refreshedAt,
+  };
+}
+
+/**
+ * How many live leases the route tables admit (invariant 3): every lease has a route in
+ * every table, so the fullest table decides. With no table in scope, RouteLimit.
+ */
+export function capacity(config: NetworkConfig, snapshot: RouteTableSnapshot): number {
+  const limit = config.backend.routeLimit;
+  if (snapshot.tables.length === 0) return limit;
+  return Math.max(0, Math.min(...snapshot.tables.map((t) => limit - t.foreignRoutes)));
+}
