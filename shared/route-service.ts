@@ -34,6 +34,7 @@ import {
   pointsTo,
   type RouteChange,
   routeTableSnapshot,
+  routeUsage,
 } from './route-planner.js';
 
 export interface RouteServiceLogger {
@@ -388,6 +389,9 @@ export class RouteService {
     } catch (error) {
       report.errors.push({ message: `route table snapshot not saved: ${messageOf(error)}` });
     }
+
+    // Usage after the changes, from the tables already described (no second Describe).
+    report.usage = after.map((table) => routeUsage(config, table, plan.liveLeases, this.clock.now()));
 
     this.logger.info('reconcile done', { changes: report.changes.length, errors: report.errors.length });
     return report;

@@ -5,6 +5,7 @@
 
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ConfigService } from '../config-service.js';
 import { LeaseService } from '../lease-service.js';
 import { type Clock, systemClock } from '../ports.js';
 import { RouteService } from '../route-service.js';
@@ -22,6 +23,7 @@ export interface Dependencies {
   routeTables: Ec2RouteTables;
   routes: RouteService;
   leases: LeaseService;
+  configs: ConfigService;
   clock: Clock;
   logger: CoreLogger;
 }
@@ -59,5 +61,6 @@ export function createDependencies(
     leaseTtlSeconds: environment.leaseTtlSeconds,
     logger,
   });
-  return { environment, store, instances, routeTables, routes, leases, clock, logger };
+  const configs = new ConfigService({ store, instances, routes, clock, vpcId: environment.vpcId });
+  return { environment, store, instances, routeTables, routes, leases, configs, clock, logger };
 }

@@ -70,6 +70,8 @@ export interface ReconcileReportJson {
   startedAt: string;
   changes: ReconcileChangeJson[];
   errors: { subnet?: string; routeTableId?: string; message: string }[];
+  /** per table in scope, after the changes */
+  usage?: RouteTableUsageJson[];
 }
 
 export interface ErrorJson {
