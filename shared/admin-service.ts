@@ -1,0 +1,178 @@
+/**
+ * The operator's questions and actions (the /v1/admin routes of DESIGN.md): who holds
+ * which subnet, how full the route tables are, the network config, revoke, reconcile.
+ * Mostly delegation to the lease, config and route services; what is more than that
+ * lives here: the lease list's pages and their tokens, and route usage per table.
+ */
+import { type Cidr, CidrError, formatCidr, parseSubnetKey, toSubnetKey } from './cidr.js';
+import { NotFoundError, ValidationError } from './errors.js';
+import type { ReconcileReportJson } from './http/contract.js';
+import { isLive, type Lease } from './lease.js';
+import type { NetworkConfig } from './network-config.js';
+import type { Clock, InstancePort, LeaseStore, RouteEntry, RouteTable, StoredConfig } from './ports.js';
+import {
+  type DeadHolders,
+  findDeadHolders,
+  isOwnedRoute,
+  type RouteUsage,
+  routeUsage,
+} from './route-planner.js';
+
+export interface AdminServiceDeps {
+  store: Pick<LeaseStore, 'list' | 'getBySubnet'>;
+  instances: Pick<InstancePort, 'describeInstances'>;
+  leases: { revoke(subnet: Cidr): Promise<Lease | undefined> };
+  configs: {
+    get(): Promise<StoredConfig>;
+    publish(input: unknown, options?: { expectedVersion?: number }): Promise<StoredConfig>;
+  };
+  routes: {
+    tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
+    reconcile(config: NetworkConfig): Promise<ReconcileReportJson>;
+  };
+  clock: Clock;
+}
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+export interface LeasePage {
+  leases: Lease[];
+  /** the network the leases are cut from, for their JSON */
+  config: NetworkConfig;
+  /** present when more leases follow: the token of the next page */
+  nextToken?: string;
+}
+
+export class AdminService {
+  constructor(private readonly deps: AdminServiceDeps) {}
+
+  /**
+   * One page of every lease, live and expired, in subnet order (by address, then prefix).
+   * The token names the last subnet shown, so a page starts after it whatever was granted
+   * or revoked meanwhile: a lease present during the whole listing is listed exactly once.
+   * Reads the whole lease list per page (one Scan): live leases are bounded by RouteLimit
+   * (at most 1000), so a page costs the same as a reconcile's read.
+   */
+  async listLeases(page: { limit?: number; nextToken?: string } = {}): Promise<LeasePage> {
+    const limit = page.limit ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw new ValidationError(`limit must be a whole number from 1 to ${MAX_PAGE_SIZE}.`);
+    }
+    const after = page.nextToken === undefined ? undefined : decodePageToken(page.nextToken);
+    const { config } = await this.deps.configs.get();
+    const sorted = [...(await this.deps.store.list())].sort((a, b) => compareSubnets(a.subnet, b.subnet));
+    const rest = after ? sorted.filter((l) => compareSubnets(l.subnet, after) > 0) : sorted;
+    const leases = rest.slice(0, limit);
+    const last = leases.at(-1);
+    return {
+      leases,
+      config,
+      ...(rest.length > limit && last ? { nextToken: encodePageToken(last.subnet) } : {}),
+    };
+  }
+
+  /** The lease on `subnet`, live or expired; NotFound when none. */
+  async getLease(subnet: Cidr): Promise<{ lease: Lease; config: NetworkConfig }> {
+    const [lease, { config }] = await Promise.all([
+      this.deps.store.getBySubnet(subnet),
+      this.deps.configs.get(),
+    ]);
+    if (!lease) throw noLease(subnet);
+    return { lease, config };
+  }
+
+  /** Removes the lease's routes from every table, then the lease; NotFound when none. */
+  async revoke(subnet: Cidr): Promise<{ lease: Lease; config: NetworkConfig }> {
+    const { config } = await this.deps.configs.get();
+    const lease = await this.deps.leases.revoke(subnet);
+    if (!lease) throw noLease(subnet);
+    return { lease, config };
+  }
+
+  /**
+   * Usage of every table in scope: one DescribeRouteTables (paginated), one lease list and
+   * one DescribeInstances of the live leases' holders. `blackholes` counts the routes EC2
+   * marks blackhole and also those whose target is a dead holder's (terminated instance,
+   * detached ENI): EC2 marks the latter only once the ENI is deleted, and moto never does.
+   */
+  async routeUsage(): Promise<RouteUsage[]> {
+    const { config } = await this.deps.configs.get();
+    const [tables, leases] = await Promise.all([
+      this.deps.routes.tablesInScope(config),
+      this.deps.store.list(),
+    ]);
+    const now = this.deps.clock.now();
+    const live = leases.filter((l) => isLive(l, now));
+    const holders = [...new Set(live.map((l) => l.instanceId))];
+    const instances = holders.length > 0 ? await this.deps.instances.describeInstances(holders) : [];
+    const dead = findDeadHolders(live, instances);
+    return tables.map((table) => {
+      const usage = routeUsage(config, table, live);
+      const blackholes = table.routes.filter(
+        (r) => r.state === 'blackhole' || (isOwnedRoute(config, r) && targetIsDead(r, dead)),
+      ).length;
+      return { ...usage, blackholes };
+    });
+  }
+
+  getConfig(): Promise<StoredConfig> {
+    return this.deps.configs.get();
+  }
+
+  /** Validated and published by ConfigService; `expectedVersion` makes it conditional (If-Match). */
+  publishConfig(input: unknown, expectedVersion?: number): Promise<StoredConfig> {
+    return this.deps.configs.publish(input, expectedVersion === undefined ? {} : { expectedVersion });
+  }
+
+  async reconcile(): Promise<ReconcileReportJson> {
+    const { config } = await this.deps.configs.get();
+    return this.deps.routes.reconcile(config);
+  }
+}
+
+// ---------------------------------------------------------------- subnet keys and page tokens
+
+/** `10.244.7.0-24`, the path segment of /v1/admin/leases/{subnet}; anything else is a ValidationError. */
+export function parseLeaseKey(key: string): Cidr {
+  try {
+    return parseSubnetKey(key);
+  } catch (error) {
+    if (error instanceof CidrError) {
+      throw new ValidationError(`Invalid subnet in the path: ${error.message}. Write it as 10.244.7.0-24.`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+/** Opaque to clients: base64url of the last subnet key of the page. */
+export const encodePageToken = (subnet: Cidr): string =>
+  Buffer.from(toSubnetKey(subnet), 'utf8').toString('base64url');
+
+export function decodePageToken(token: string): Cidr {
+  const invalid = () =>
+    new ValidationError('nextToken is not a token this API handed out; start again without it.');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(token)) throw invalid();
+  let subnet: Cidr;
+  try {
+    subnet = parseSubnetKey(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  // base64url decoding forgives stray bits; only the canonical spelling is ours.
+  if (encodePageToken(subnet) !== token) throw invalid();
+  return subnet;
+}
+
+function compareSubnets(a: Cidr, b: Cidr): number {
+  if (a.base !== b.base) return a.base < b.base ? -1 : 1;
+  return a.prefix - b.prefix;
+}
+
+const noLease = (subnet: Cidr) => new NotFoundError(`No lease holds ${formatCidr(subnet)}.`);
+
+const targetIsDead = (route: RouteEntry, dead: DeadHolders): boolean =>
+  (route.networkInterfaceId !== undefined && dead.networkInterfaceIds.has(route.networkInterfaceId)) ||
+  (route.instanceId !== undefined && dead.instanceIds.has(route.instanceId));
