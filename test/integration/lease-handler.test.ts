@@ -106,8 +106,13 @@ describe('lease function: PUT/DELETE /v1/lease and GET /v1/config through the mi
   it('gives back the previous subnet of an old subnet.env when it is free', async () => {
     const [host] = await plane.launch();
     const res = await put(host!.instanceId, { privateIp: host!.privateIp, previousSubnet: '10.244.77.0/24' });
-    expect(res.statusCode).toBe(200);
-    expect(res.body.subnet).toBe('10.244.77.0/24');
+    expect(res.statusCode, JSON.stringify(res.body)).toBe(200);
+    expect(
+      res.body.subnet,
+      (await plane.store.list())
+        .map((l) => `${l.instanceId} ${l.slot} ${l.expiresAt.toISOString()}`)
+        .join(', '),
+    ).toBe('10.244.77.0/24');
   });
 
   it('ignores a previous subnet that another host holds, and grants a free one', async () => {
