@@ -25,6 +25,7 @@ import type {
   RouteTableSnapshot,
   StoredConfig,
 } from './ports.js';
+import { capacity, fullestTable } from './route-planner.js';
 
 /** What the lease service needs from the route side (implemented by RouteService). */
 export interface LeaseRouteWriter {
@@ -285,8 +286,9 @@ export class LeaseService {
   ): Promise<{ lease: Lease; adopted: boolean }> {
     const { store } = this.deps;
     const { now } = request;
-    const { capacity, fullest } = capacityOf(config, snapshot);
-    const subnetsFitCapacity = capacity >= leasableCount(config);
+    const room = capacity(config, snapshot);
+    const fullest = fullestTable(snapshot);
+    const subnetsFitCapacity = room >= leasableCount(config);
     const lostSubnets = new Set<string>();
     const lostSlots = new Set<number>();
     // First try blind (no read): with few leases out, a random pick almost always wins.
@@ -317,7 +319,7 @@ export class LeaseService {
         });
       }
       const slot = chooseSlot({
-        capacity,
+        capacity: room,
         occupied: occupancy && slotsInUse(occupancy, formatCidr(subnet)),
         exclude: lostSlots,
         preferred: subnetsFitCapacity ? leasableIndex(config, subnet) : request.preferredSlot,
@@ -334,9 +336,9 @@ export class LeaseService {
           continue;
         }
         throw new RouteLimitExceededError({
-          used: Math.min(config.backend.routeLimit, fullest.foreignRoutes + occupancy.slots.size),
+          used: Math.min(config.backend.routeLimit, (fullest?.foreignRoutes ?? 0) + occupancy.slots.size),
           limit: config.backend.routeLimit,
-          ...(fullest.routeTableId ? { routeTableId: fullest.routeTableId } : {}),
+          ...(fullest ? { routeTableId: fullest.routeTableId } : {}),
         });
       }
 
@@ -422,19 +424,6 @@ export class LeaseService {
     }
     return outcome.lease ?? { ...lease, routes: [...outcome.routes] };
   }
-}
-
-/** Live leases allowed: RouteLimit minus the foreign routes of the fullest table in scope. */
-export function capacityOf(
-  config: NetworkConfig,
-  snapshot: RouteTableSnapshot,
-): { capacity: number; fullest: { routeTableId: string | undefined; foreignRoutes: number } } {
-  let fullest: { routeTableId: string | undefined; foreignRoutes: number } = {
-    routeTableId: undefined,
-    foreignRoutes: 0,
-  };
-  for (const table of snapshot.tables) if (table.foreignRoutes >= fullest.foreignRoutes) fullest = table;
-  return { capacity: Math.max(0, config.backend.routeLimit - fullest.foreignRoutes), fullest };
 }
 
 function coversTables(lease: Lease, snapshot: RouteTableSnapshot | undefined): boolean {

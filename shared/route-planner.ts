@@ -381,3 +381,11 @@ export function capacity(config: NetworkConfig, snapshot: RouteTableSnapshot): n
   if (snapshot.tables.length === 0) return limit;
   return Math.max(0, Math.min(...snapshot.tables.map((t) => limit - t.foreignRoutes)));
 }
+
+/** The table with the most foreign routes: the one that runs out of room first. */
+export function fullestTable(snapshot: RouteTableSnapshot): RouteTableSnapshot['tables'][number] | undefined {
+  let fullest: RouteTableSnapshot['tables'][number] | undefined;
+  for (const table of snapshot.tables)
+    if (!fullest || table.foreignRoutes > fullest.foreignRoutes) fullest = table;
+  return fullest;
+}
