@@ -17,7 +17,6 @@ import { httpEvent, lambdaContext, OPERATOR_ARN } from '../support/events.js';
 interface Answer {
   statusCode: number;
   headers: Record<string, string>;
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers, checked field by field
   body: any;
 }
 
