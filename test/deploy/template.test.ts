@@ -52,8 +52,11 @@ const ALARM_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:on-call';
  * osls clears and rewrites `<service>/.serverless` while it packages, so two packages in
  * the repository itself (these three, the benchmarks, a developer's) would trip over each other.
  */
+const serviceDirs: string[] = [];
+
 async function serverlessPackage(stage: string, params: string[] = []): Promise<Packaged> {
   const dir = await mkdtemp(join(tmpdir(), `vpc-lease-package-${stage}-`));
+  serviceDirs.push(dir);
   for (const entry of ['functions', 'shared', 'scripts', 'node_modules', 'package.json', 'tsconfig.json']) {
     await symlink(join(repoRoot, entry), join(dir, entry));
   }
@@ -72,7 +75,6 @@ async function serverlessPackage(stage: string, params: string[] = []): Promise<
     await run(process.execPath, args, { cwd: dir, env, timeout: 90_000, maxBuffer: 10 * 1024 * 1024 });
   } catch (error) {
     const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
-    await rm(dir, { recursive: true, force: true });
     throw new Error(`serverless package --stage ${stage} failed:\n${stdout}\n${stderr}`, { cause: error });
   }
   const template = JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
@@ -239,7 +241,7 @@ describe('the CloudFormation template (serverless package, offline)', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const p of [prod, scoped]) if (p) await rm(p.dir, { recursive: true, force: true });
+    for (const dir of serviceDirs.splice(0)) await rm(dir, { recursive: true, force: true });
   });
 
   describe('HTTP API', () => {
