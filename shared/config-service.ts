@@ -15,7 +15,7 @@ import type {
   RouteTableSnapshot,
   StoredConfig,
 } from './ports.js';
-import { foreignRouteCount } from './route-planner.js';
+import { foreignRouteCount, routeTableSnapshot } from './route-planner.js';
 
 export interface ConfigServiceDeps {
   store: LeaseStore;
@@ -27,6 +27,8 @@ export interface ConfigServiceDeps {
       tables?: readonly RouteTable[],
     ): Promise<{ snapshot: RouteTableSnapshot }>;
   };
+  /** re-slots live leases when the capacity shrinks (LeaseService.compactSlots) */
+  slots: { compactSlots(config: NetworkConfig, snapshot: RouteTableSnapshot): Promise<number> };
   clock: Clock;
   vpcId: string;
 }
@@ -80,8 +82,13 @@ export class ConfigService {
         `The network config is at version ${current?.version ?? 'none'}, not ${options.expectedVersion}; read it again and retry.`,
       );
     }
+    // A lower capacity must not leave leases in slots the grants no longer look at: move
+    // them below it first, publish, then once more for grants that raced the publish.
+    const snapshot = routeTableSnapshot(config, tables, now);
+    await this.deps.slots.compactSlots(config, snapshot);
     const stored = await store.putConfig(config, expected, now);
     await routes.refreshSnapshot(config, tables);
+    await this.deps.slots.compactSlots(config, snapshot);
     return stored;
   }
 

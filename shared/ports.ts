@@ -89,6 +89,11 @@ export interface LeaseStore {
    */
   delete(lease: Lease, options?: { onlyIfExpiredAt?: Date }): Promise<boolean>;
   /**
+   * Moves a live lease to another capacity slot (free, or expired for the same subnet), keeping
+   * subnet, instance and expiry; undefined when the lease changed meanwhile or the slot is taken.
+   */
+  moveSlot(lease: Lease, slot: number, now: Date): Promise<Lease | undefined>;
+  /**
    * Deletes a slot item left behind by an expired lease whose subnet has since been taken over
    * (its route now belongs to the new holder). Only if it is still expired and still that lease's.
    */

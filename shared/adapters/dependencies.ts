@@ -61,6 +61,13 @@ export function createDependencies(
     leaseTtlSeconds: environment.leaseTtlSeconds,
     logger,
   });
-  const configs = new ConfigService({ store, instances, routes, clock, vpcId: environment.vpcId });
+  const configs = new ConfigService({
+    store,
+    instances,
+    routes,
+    slots: leases,
+    clock,
+    vpcId: environment.vpcId,
+  });
   return { environment, store, instances, routeTables, routes, leases, configs, clock, logger };
 }

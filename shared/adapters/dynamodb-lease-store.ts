@@ -343,6 +343,49 @@ export class DynamoDbLeaseStore implements LeaseStore {
     return false;
   }
 
+  async moveSlot(lease: Lease, slot: number, now: Date): Promise<Lease | undefined> {
+    const subnet = formatCidr(lease.subnet);
+    const expiresAt = lease.expiresAt.getTime();
+    const holder = { ':i': lease.instanceId, ':s': subnet, ':old': lease.slot };
+    const failed = await this.transact({
+      TransactItems: [
+        {
+          Put: {
+            TableName: this.tableName,
+            Item: {
+              pk: slotKey(slot),
+              subnet,
+              instanceId: lease.instanceId,
+              expiresAt,
+              ttl: ttlFor(expiresAt),
+            },
+            // the same rule as in grant: free, or expired and taken for this very subnet
+            ConditionExpression: 'attribute_not_exists(pk) OR (expiresAt < :now AND subnet = :s)',
+            ExpressionAttributeValues: { ':now': now.getTime(), ':s': subnet },
+          },
+        },
+        {
+          Delete: {
+            TableName: this.tableName,
+            Key: { pk: slotKey(lease.slot) },
+            ConditionExpression: 'instanceId = :i AND subnet = :s',
+            ExpressionAttributeValues: { ':i': lease.instanceId, ':s': subnet },
+          },
+        },
+        ...[subnetKey(lease.subnet), instanceKey(lease.instanceId)].map((pk) => ({
+          Update: {
+            TableName: this.tableName,
+            Key: { pk },
+            UpdateExpression: 'SET slot = :new',
+            ConditionExpression: 'instanceId = :i AND subnet = :s AND slot = :old',
+            ExpressionAttributeValues: { ...holder, ':new': slot },
+          },
+        })),
+      ],
+    });
+    return failed === undefined ? { ...lease, slot } : undefined;
+  }
+
   async deleteStaleSlot(
     slot: number,
     holder: { subnet: string; instanceId: string },

@@ -159,6 +159,19 @@ export class MemoryLeaseStore implements LeaseStore {
     return true;
   }
 
+  async moveSlot(lease: Lease, slot: number, now: Date): Promise<Lease | undefined> {
+    this.count('moveSlot');
+    const key = formatCidr(lease.subnet);
+    const target = this.slots.get(slot);
+    if (target && !(target.expiresAt < now.getTime() && target.subnet === key)) return undefined;
+    const stored = this.subnets.get(key);
+    if (!stored || stored.instanceId !== lease.instanceId || stored.slot !== lease.slot) return undefined;
+    const moved = { ...stored, slot };
+    this.slots.delete(lease.slot);
+    this.write(moved);
+    return moved;
+  }
+
   async deleteStaleSlot(
     slot: number,
     holder: { subnet: string; instanceId: string },
