@@ -48,7 +48,7 @@ export function httpErrors(options: { logger: Logger }): MiddlewareObj<HttpEvent
       options.logger[level]('request refused', {
         code: error.code,
         status: error.status,
-        message: error.message,
+        reason: error.message,
       });
       const headers: Record<string, string> = {};
       const retryAfter = (error as { retryAfterSeconds?: number }).retryAfterSeconds;
