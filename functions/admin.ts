@@ -3,11 +3,7 @@
  * Wiring only: HTTP in, AdminService, JSON out.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import { createDependencies } from '../shared/adapters/dependencies.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { logger, metrics } from '../shared/adapters/observability.js';
@@ -26,7 +22,7 @@ import {
   type HttpEvent,
   type HttpResult,
   headerValue,
-  httpErrors,
+  httpHandler,
   json,
   jsonObjectBody,
   routeOf,
@@ -123,11 +119,7 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
     }
   };
 
-  const chain = middy<HttpEvent, HttpResult, Error, Context>()
-    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
-    .use(httpErrors({ logger: deps.logger }));
-  if (deps.metrics) chain.use(logMetrics(deps.metrics));
-  return chain.handler(route);
+  return httpHandler(deps, route);
 }
 
 export const handler = lazyHandler(() => {

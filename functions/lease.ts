@@ -3,11 +3,7 @@
  * DELETE /v1/lease. Wiring only; the logic is LeaseService.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import { createDependencies } from '../shared/adapters/dependencies.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { logger, metrics } from '../shared/adapters/observability.js';
@@ -19,7 +15,7 @@ import {
   callerInstanceId,
   type HttpEvent,
   type HttpResult,
-  httpErrors,
+  httpHandler,
   json,
   jsonObjectBody,
   noContent,
@@ -82,11 +78,7 @@ export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
     }
   };
 
-  const chain = middy<HttpEvent, HttpResult, Error, Context>()
-    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
-    .use(httpErrors({ logger: deps.logger }));
-  if (deps.metrics) chain.use(logMetrics(deps.metrics));
-  return chain.handler(route);
+  return httpHandler(deps, route);
 }
 
 export const handler = lazyHandler(() => {

@@ -326,6 +326,12 @@ export class LeaseService {
     // First try blind (no read): with few leases out, a random pick almost always wins.
     let occupancy: Occupancy | undefined;
     let preferred = request.preferred;
+    // Nothing free in what we know: read the occupancy once, then free what expired leases hold.
+    const recover = async (): Promise<boolean> => {
+      if (occupancy && !(await this.reclaimOne(occupancy, config, now))) return false;
+      occupancy = await store.occupancy(now);
+      return true;
+    };
 
     for (let attempt = 0; attempt < MAX_GRANT_ATTEMPTS; attempt++) {
       const subnet = this.strategy({
@@ -336,12 +342,7 @@ export class LeaseService {
         random: this.random,
       });
       if (!subnet) {
-        if (!occupancy) {
-          occupancy = await store.occupancy(now);
-          continue;
-        }
-        if (await this.reclaimOne(occupancy, config, now)) {
-          occupancy = await store.occupancy(now);
+        if (await recover()) {
           lostSubnets.clear();
           continue;
         }
@@ -358,17 +359,15 @@ export class LeaseService {
         random: this.random,
       });
       if (slot === undefined) {
-        if (!occupancy) {
-          occupancy = await store.occupancy(now);
-          continue;
-        }
-        if (await this.reclaimOne(occupancy, config, now)) {
-          occupancy = await store.occupancy(now);
+        if (await recover()) {
           lostSlots.clear();
           continue;
         }
         throw new RouteLimitExceededError({
-          used: Math.min(config.backend.routeLimit, (fullest?.foreignRoutes ?? 0) + occupancy.slots.size),
+          used: Math.min(
+            config.backend.routeLimit,
+            (fullest?.foreignRoutes ?? 0) + (occupancy?.slots.size ?? room),
+          ),
           limit: config.backend.routeLimit,
           ...(fullest ? { routeTableId: fullest.routeTableId } : {}),
         });

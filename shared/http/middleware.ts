@@ -4,8 +4,11 @@
  * here, in `httpErrors`, and nowhere else.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy, { type MiddlewareObj, type Request } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import {
   ForbiddenError,
   PayloadTooLargeError,
@@ -72,6 +75,21 @@ export function httpErrors(options: { logger: Logger }): MiddlewareObj<HttpEvent
     } satisfies ErrorJson);
   };
   return { onError: httpErrorsOnError };
+}
+
+/**
+ * The chain every HTTP function uses: Lambda context on the logger, error mapping, and
+ * (when given) EMF metrics flushed after each request.
+ */
+export function httpHandler(
+  deps: { logger: Logger; metrics?: Metrics | undefined },
+  route: (event: HttpEvent) => Promise<HttpResult>,
+) {
+  const chain = middy<HttpEvent, HttpResult, Error, Context>()
+    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
+    .use(httpErrors({ logger: deps.logger }));
+  if (deps.metrics) chain.use(logMetrics(deps.metrics));
+  return chain.handler(route);
 }
 
 /** The instance id is the session name of the caller's instance-profile role: `.../assumed-role/ROLE/i-0abc...`. */
