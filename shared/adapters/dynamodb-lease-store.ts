@@ -21,7 +21,7 @@ import {
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { type Cidr, formatCidr, parseCidr } from '../cidr.js';
-import { ConflictError } from '../errors.js';
+import { ConflictError, ServiceUnavailableError } from '../errors.js';
 import type { Lease, LeaseRoute } from '../lease.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../network-config.js';
 import type {
@@ -273,14 +273,18 @@ export class DynamoDbLeaseStore implements LeaseStore {
       },
     });
     // All three items must still be this holder's: a lease that expired and lost its slot or
-    // subnet to someone else is not renewed here; the caller acquires again instead.
-    const failed = await this.transact({
-      TransactItems: [
-        update(subnetKey(lease.subnet), 'instanceId = :i AND subnet = :s'),
-        update(instanceKey(lease.instanceId), 'instanceId = :i AND subnet = :s'),
-        update(slotKey(lease.slot), 'instanceId = :i AND subnet = :s'),
-      ],
-    });
+    // subnet to someone else is not renewed here; the caller acquires again instead. A lasting
+    // conflict is no such proof, and must not send the caller down that path: it throws.
+    const failed = await this.transact(
+      {
+        TransactItems: [
+          update(subnetKey(lease.subnet), 'instanceId = :i AND subnet = :s'),
+          update(instanceKey(lease.instanceId), 'instanceId = :i AND subnet = :s'),
+          update(slotKey(lease.slot), 'instanceId = :i AND subnet = :s'),
+        ],
+      },
+      { onConflict: 'throw' },
+    );
     return failed === undefined ? { ...lease, expiresAt } : undefined;
   }
 
@@ -335,7 +339,8 @@ export class DynamoDbLeaseStore implements LeaseStore {
     }));
     let items = [subnetDelete, ...others];
     for (let attempt = 0; attempt < 3; attempt++) {
-      const failed = await this.transact({ TransactItems: items });
+      // Only a failed condition drops an item; a lasting conflict throws (all or nothing).
+      const failed = await this.transact({ TransactItems: items }, { onConflict: 'throw' });
       if (failed === undefined) return true;
       if (failed.includes(0)) return false; // the subnet is not (or no longer expired and) ours
       items = items.filter((_, i) => !failed.includes(i));
@@ -412,9 +417,15 @@ export class DynamoDbLeaseStore implements LeaseStore {
   /**
    * Runs a transaction; undefined on success, else the indexes of the items whose
    * condition failed. A TransactionConflict (another transaction on the same item in
-   * flight) is retried a few times with jitter, then reported as a failure of that item.
+   * flight) is retried a few times with jitter, then reported as a failure of that item,
+   * or, with `onConflict: 'throw'`, thrown as ServiceUnavailableError (503, retry): for
+   * callers that read a failed item as "not ours any more" (renew, delete), a conflict
+   * proves nothing of the kind.
    */
-  private async transact(input: TransactWriteCommandInput): Promise<number[] | undefined> {
+  private async transact(
+    input: TransactWriteCommandInput,
+    options: { onConflict?: 'report' | 'throw' } = {},
+  ): Promise<number[] | undefined> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.send(new TransactWriteCommand(input));
@@ -426,7 +437,16 @@ export class DynamoDbLeaseStore implements LeaseStore {
         const conditionFailed = reasons.flatMap((r, i) => (r.Code === 'ConditionalCheckFailed' ? [i] : []));
         if (conditionFailed.length > 0) return conditionFailed;
         const conflicted = reasons.flatMap((r, i) => (r.Code === 'TransactionConflict' ? [i] : []));
-        if (attempt >= 3) return conflicted.length > 0 ? conflicted : [0];
+        if (attempt >= 3) {
+          if (options.onConflict === 'throw') {
+            throw new ServiceUnavailableError(
+              'DynamoDB kept cancelling the lease update for conflicting concurrent writes; the lease is unchanged. Retry after 1 s.',
+              1,
+              { cause: error, details: { service: 'DynamoDB', awsError: 'TransactionConflict' } },
+            );
+          }
+          return conflicted.length > 0 ? conflicted : [0];
+        }
         await new Promise((r) => setTimeout(r, Math.random() * 20 * 2 ** attempt));
       }
     }

@@ -262,7 +262,6 @@ function targetOf(route: Route): string {
 export function restoreRouteAlreadyExists(client: EC2Client, endpoint: string, region: string): () => void {
   const probe = new EC2Client({ endpoint, region, maxAttempts: 1 });
   client.middlewareStack.add(
-    // biome-ignore lint/suspicious/noExplicitAny: generic middleware signature
     (next: any, context: any) => async (args: any) => {
       const input = args.input as {
         RouteTableId?: string;
@@ -334,7 +333,6 @@ export function injectEc2Errors(
 ): { readonly injected: Map<string, number> } {
   const injected = new Map<string, number>();
   client.middlewareStack.add(
-    // biome-ignore lint/suspicious/noExplicitAny: generic middleware signature
     (next: any, context: any) => async (args: any) => {
       const command = String(context.commandName ?? '').replace(/Command$/, '');
       const fault = faults[command];
