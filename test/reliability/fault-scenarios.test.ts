@@ -1,0 +1,224 @@
+/**
+ * The nastiest single faults, injected deterministically where the random interleavings
+ * reach them only rarely: a write that took effect while its caller saw a failure (between
+ * the lease write and the route write, between a route delete and the lease delete), and
+ * DynamoDB transactions cancelled for conflicts (no condition failed) beyond the store's
+ * own retries. Each scenario checks what the client was told against the state left, and
+ * DESIGN.md's invariants (test/support/invariants.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { formatCidr } from '../../shared/cidr.js';
+import type { LeaseJson } from '../../shared/http/contract.js';
+import { routesOf, terminate, useMotoEc2 } from '../support/ec2-fixtures.js';
+import { type FaultDecision, type SdkCall, targetedFault } from '../support/faults.js';
+import { createFaultyPlane, type FaultyPlane, stateChange } from '../support/faulty-plane.js';
+import { scanItems } from '../support/invariants.js';
+
+const aws = useMotoEc2();
+
+// ---------------------------------------------------------------- which call to hit
+
+type Marshalled = { S?: string };
+type TransactItem = {
+  Put?: { Item?: { pk?: Marshalled } };
+  Update?: { Key?: { pk?: Marshalled }; UpdateExpression?: string };
+  Delete?: { Key?: { pk?: Marshalled } };
+};
+const transactItems = (call: SdkCall): TransactItem[] =>
+  call.service === 'DynamoDB' && call.command === 'TransactWriteItems'
+    ? ((call.input.TransactItems as TransactItem[] | undefined) ?? [])
+    : [];
+
+/** The grant: Put SUBNET#, INSTANCE#, SLOT#. */
+const isGrant = (call: SdkCall) => transactItems(call)[0]?.Put?.Item?.pk?.S?.startsWith('SUBNET#') ?? false;
+/** The renewal: Update expiresAt on the three items. */
+const isRenewal = (call: SdkCall) =>
+  transactItems(call)[0]?.Update?.UpdateExpression?.startsWith('SET expiresAt') ?? false;
+/** The lease delete: Delete SUBNET# (+ INSTANCE#, SLOT# while still the lease's). */
+const isLeaseDelete = (call: SdkCall) =>
+  transactItems(call)[0]?.Delete?.Key?.pk?.S?.startsWith('SUBNET#') ?? false;
+const isEc2 = (command: string) => (call: SdkCall) => call.service === 'EC2' && call.command === command;
+
+const timeoutAfterTheWrite: FaultDecision = { kind: 'InjectedTimeout', timing: 'after' };
+/** The store tries a transaction four times; a conflict lasting longer reaches the service. */
+const STORE_ATTEMPTS = 4;
+const conflictOn = (mask: number): FaultDecision => ({
+  kind: 'InjectedTransactionConflict',
+  timing: 'before',
+  conflictMask: mask,
+});
+
+const MUTATIONS = ['EC2.CreateRoute', 'EC2.ReplaceRoute', 'EC2.DeleteRoute'];
+const routeMutations = (plane: FaultyPlane) =>
+  MUTATIONS.reduce((sum, key) => sum + (plane.counter.calls.get(key) ?? 0), 0);
+
+async function itemsOf(plane: FaultyPlane, instanceId: string) {
+  const items = await scanItems({ client: aws.dynamo, tableName: plane.tableName });
+  return items.filter((i) => i.instanceId === instanceId).map((i) => i.pk);
+}
+
+async function routesTo(plane: FaultyPlane, subnet: string) {
+  return Promise.all(plane.routeTableIds.map(async (id) => new Map(await routesOf(aws.ec2, id)).get(subnet)));
+}
+
+async function leased(plane: FaultyPlane): Promise<{ plane: FaultyPlane; lease: LeaseJson }> {
+  const host = plane.hosts[0]!;
+  const res = await plane.putLease(host);
+  expect(res.statusCode).toBe(200);
+  return { plane, lease: res.body as LeaseJson };
+}
+
+// ---------------------------------------------------------------- writes the caller did not see
+
+describe('a write that took effect while its caller saw a failure', () => {
+  it('answers 503 when the grant was written but the answer timed out, and the retry gets that lease with its routes', async () => {
+    const plane = await createFaultyPlane(aws, { hosts: 1 });
+    const host = plane.hosts[0]!;
+    plane.faults.policy = targetedFault(isGrant, timeoutAfterTheWrite, 2);
+
+    const first = await plane.putLease(host);
+
+    expect(first.statusCode).toBe(503);
+    expect(first.headers['retry-after']).toMatch(/^\d+$/);
+    expect(plane.faults.injected).toHaveLength(2); // the SDK retried once, and the retry's answer was lost too
+    const written = await plane.cleanStore.getByInstance(host.instanceId);
+    expect(written?.routes.map((r) => r.state)).toEqual(['pending', 'pending']);
+    await plane.check();
+
+    plane.faults.policy = undefined;
+    const retry = await plane.putLease(host);
+    expect(retry.statusCode).toBe(200);
+    const lease = retry.body as LeaseJson;
+    expect(lease.subnet).toBe(formatCidr(written!.subnet));
+    expect(lease.routes.map((r) => r.state)).toEqual(['active', 'active']);
+    expect(await routesTo(plane, lease.subnet)).toEqual([host.networkInterfaceId, host.networkInterfaceId]);
+    await plane.check(true);
+    plane.dispose();
+  });
+
+  it('answers 503 when CreateRoute took effect but timed out, keeps the lease with its route pending, and the retry finishes it', async () => {
+    const plane = await createFaultyPlane(aws, { hosts: 1 });
+    const host = plane.hosts[0]!;
+    plane.faults.policy = targetedFault(isEc2('CreateRoute'), timeoutAfterTheWrite, 2);
+
+    const first = await plane.putLease(host);
+
+    expect(first.statusCode).toBe(503);
+    expect(first.body?.error?.code).toBe('ServiceUnavailable');
+    const kept = await plane.cleanStore.getByInstance(host.instanceId);
+    expect(kept).toBeDefined();
+    expect(kept!.routes.some((r) => r.state === 'pending')).toBe(true);
+    await plane.check();
+
+    plane.faults.policy = undefined;
+    const retry = await plane.putLease(host);
+    expect(retry.statusCode).toBe(200);
+    const lease = retry.body as LeaseJson;
+    expect(lease.routes.map((r) => r.state)).toEqual(['active', 'active']);
+    expect(await routesTo(plane, lease.subnet)).toEqual([host.networkInterfaceId, host.networkInterfaceId]);
+    await plane.check(true);
+    plane.dispose();
+  });
+
+  it('answers 503 when DeleteRoute took effect but timed out, keeps the lease, and the retried DELETE releases everything', async () => {
+    const { plane, lease } = await leased(await createFaultyPlane(aws, { hosts: 1 }));
+    const host = plane.hosts[0]!;
+    plane.faults.policy = targetedFault(isEc2('DeleteRoute'), timeoutAfterTheWrite, 2);
+
+    const first = await plane.deleteLease(host);
+
+    expect(first.statusCode).toBe(503);
+    expect(await itemsOf(plane, host.instanceId)).toHaveLength(3); // routes first: the lease waits
+    await plane.check();
+
+    plane.faults.policy = undefined;
+    expect((await plane.deleteLease(host)).statusCode).toBe(204);
+    expect(await itemsOf(plane, host.instanceId)).toEqual([]);
+    expect(await routesTo(plane, lease.subnet)).toEqual([undefined, undefined]);
+    await plane.check(true);
+    plane.dispose();
+  });
+});
+
+// ---------------------------------------------------------------- conflicts without a failed condition
+
+describe('DynamoDB transactions cancelled for conflicts beyond the store’s retries', () => {
+  it('never answers a release with 204 while the lease is still there', async () => {
+    const { plane } = await leased(await createFaultyPlane(aws, { hosts: 1 }));
+    const host = plane.hosts[0]!;
+    plane.faults.policy = targetedFault(isLeaseDelete, conflictOn(0b001), STORE_ATTEMPTS);
+
+    const res = await plane.deleteLease(host);
+
+    const left = await itemsOf(plane, host.instanceId);
+    if (res.statusCode === 204) expect(left, 'items of a lease released with 204').toEqual([]);
+    else expect(res.statusCode).toBe(503);
+    await plane.check();
+    plane.dispose();
+  });
+
+  it('leaves no capacity slot behind when only the slot item conflicts', async () => {
+    const { plane } = await leased(await createFaultyPlane(aws, { hosts: 1 }));
+    const host = plane.hosts[0]!;
+    plane.faults.policy = targetedFault(isLeaseDelete, conflictOn(0b100), STORE_ATTEMPTS);
+
+    const res = await plane.deleteLease(host);
+
+    // All or nothing: a released lease leaves no item; a refused release keeps all three.
+    const left = await itemsOf(plane, host.instanceId);
+    expect(left.length === 0 || left.length === 3, `items left: ${left.join(', ')}`).toBe(true);
+    expect([204, 503]).toContain(res.statusCode);
+    if (res.statusCode === 204) expect(left).toEqual([]);
+    await plane.check();
+
+    plane.faults.policy = undefined;
+    expect((await plane.deleteLease(host)).statusCode).toBe(204);
+    expect(await itemsOf(plane, host.instanceId)).toEqual([]);
+    plane.dispose();
+  });
+
+  it('keeps the route of a host whose renewal conflicts, and asks it to retry', async () => {
+    const { plane, lease } = await leased(await createFaultyPlane(aws, { hosts: 1 }));
+    const host = plane.hosts[0]!;
+    plane.counter.reset();
+    plane.faults.policy = targetedFault(isRenewal, conflictOn(0b111), STORE_ATTEMPTS);
+
+    const res = await plane.putLease(host);
+
+    // A renewal costs no EC2 call: a conflict must not turn it into delete-and-recreate.
+    expect(routeMutations(plane), 'route changes during a renewal').toBe(0);
+    expect(await routesTo(plane, lease.subnet)).toEqual([host.networkInterfaceId, host.networkInterfaceId]);
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toMatch(/^\d+$/);
+    await plane.check();
+
+    plane.faults.policy = undefined;
+    const retry = await plane.putLease(host);
+    expect(retry.statusCode).toBe(200);
+    expect(retry.body?.subnet).toBe(lease.subnet);
+    plane.dispose();
+  });
+
+  it('reports a terminated host released only once its lease is gone, so the event is retried otherwise', async () => {
+    const { plane } = await leased(await createFaultyPlane(aws, { hosts: 1 }));
+    const host = plane.hosts[0]!;
+    await terminate(aws.ec2, host.instanceId);
+    plane.faults.policy = targetedFault(isLeaseDelete, conflictOn(0b001), STORE_ATTEMPTS);
+
+    const outcome = await plane.stateEvent(stateChange(host.instanceId, 'terminated')).then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+
+    const left = await itemsOf(plane, host.instanceId);
+    if ('value' in outcome) {
+      expect(outcome.value).toMatchObject({ action: 'released' });
+      expect(left, 'items of a lease reported released').toEqual([]);
+    } else {
+      expect((outcome.error as { status?: number }).status).toBe(503);
+      expect(left).toHaveLength(3);
+    }
+    await plane.check();
+    plane.dispose();
+  });
+});

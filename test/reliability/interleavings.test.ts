@@ -1,0 +1,417 @@
+/**
+ * Property: under random interleavings of what hosts, EC2 and operators do — acquire,
+ * renew, release, revoke, expiry, stop/start, termination, duplicated and reordered
+ * state-change events, reconcile — across eight hosts, with faults injected at the SDK
+ * level at every step (DynamoDB transaction conflicts and throttling, EC2 throttling,
+ * 5xx, timeouts, EC2's RouteLimitExceeded; before the request or after it took effect),
+ * DESIGN.md's invariants 1-4 hold after every step, every answer is one a client can act
+ * on (never a 500), and one fault-free reconcile settles the state: every live lease has
+ * its route in every table, nothing else of ours is left, and late events change nothing.
+ *
+ * State lives in moto (reset per run). A run is deterministic from its seed: faults are
+ * drawn per SDK attempt from it, and concurrent steps take turns per SDK call in an order
+ * drawn from it (test/support/faults.ts, Turnstile). VPCLEASE_SOAK=1 runs many more.
+ */
+import {
+  DescribeRouteTablesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { InstanceStateEvent } from '../../functions/instance-state.js';
+import { resetMoto } from '../../scripts/lib/moto.js';
+import { formatCidr } from '../../shared/cidr.js';
+import { VpcLeaseError } from '../../shared/errors.js';
+import type { LeaseJson } from '../../shared/http/contract.js';
+import type { LeaseService } from '../../shared/lease-service.js';
+import { useMotoEc2 } from '../support/ec2-fixtures.js';
+import { type InjectedFault, type InjectedFaultKind, seededFaults } from '../support/faults.js';
+import {
+  type Answer,
+  createFaultyPlane,
+  type FaultyPlane,
+  FOREIGN_IN_FULLEST,
+  stateChange,
+} from '../support/faulty-plane.js';
+import { scanItems } from '../support/invariants.js';
+
+const SOAK = process.env.VPCLEASE_SOAK === '1';
+/** VPCLEASE_RUNS overrides the number of runs; VPCLEASE_SEED (+ VPCLEASE_PATH) replays a failure fast-check reported. */
+const RUNS = Number(process.env.VPCLEASE_RUNS ?? (SOAK ? 150 : 20));
+const REPLAY = process.env.VPCLEASE_SEED
+  ? {
+      seed: Number(process.env.VPCLEASE_SEED),
+      ...(process.env.VPCLEASE_PATH ? { path: process.env.VPCLEASE_PATH } : {}),
+    }
+  : {};
+const MAX_STEPS = SOAK ? 40 : 14;
+const HOSTS = 8;
+const TTL_SECONDS = 3600;
+
+const ALL_KINDS: readonly InjectedFaultKind[] = [
+  'InjectedTransactionConflict',
+  'InjectedThroughputExceeded',
+  'InjectedRequestLimitExceeded',
+  'InjectedInternalError',
+  'InjectedUnavailable',
+  'InjectedTimeout',
+  'InjectedRouteLimitExceeded',
+];
+
+// ---------------------------------------------------------------- the steps
+
+type SimpleStep =
+  | { op: 'acquire'; host: number; previous: number | undefined }
+  | { op: 'release'; host: number }
+  | { op: 'revoke'; pick: number }
+  | { op: 'advance'; seconds: number }
+  | { op: 'terminate'; host: number }
+  | { op: 'stop'; host: number }
+  | { op: 'start'; host: number }
+  | { op: 'deliver'; pick: number; duplicate: boolean }
+  | { op: 'reconcile' };
+type Step = SimpleStep | { op: 'together'; steps: SimpleStep[] };
+
+const host = fc.nat({ max: HOSTS - 1 });
+const simpleStep: fc.Arbitrary<SimpleStep> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant('acquire' as const),
+      host,
+      // 0-6: leasable in both networks; 7-8: outside the narrow one
+      previous: fc.option(fc.nat({ max: 8 }), { nil: undefined }),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('release' as const), host }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('revoke' as const), pick: fc.nat({ max: 99 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('advance' as const),
+      seconds: fc.integer({ min: 60, max: Math.round(TTL_SECONDS * 1.5) }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('terminate' as const), host }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('stop' as const), host }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('start' as const), host }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('deliver' as const),
+      pick: fc.nat({ max: 99 }),
+      duplicate: fc.boolean(),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ op: 'reconcile' as const }) },
+);
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 4, arbitrary: simpleStep },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('together' as const),
+      steps: fc.array(simpleStep, { minLength: 2, maxLength: 4 }),
+    }),
+  },
+);
+
+const runSettings = fc.record({
+  seed: fc.integer({ min: 0, max: 0x7fffffff }),
+  rate: fc.constantFrom(0.05, 0.15, 0.3),
+  kinds: fc.subarray([...ALL_KINDS], { minLength: 1 }),
+  afterShare: fc.constantFrom(0.3, 0.7),
+  /** 1: isolated faults, the SDK's retry hides most; 4: bursts that outlast the retries */
+  burst: fc.constantFrom(1, 4),
+  /** wide: /16, 255 subnets, room for 2-8 leases; narrow: /21, 7 subnets for 8 hosts, room for 45 */
+  network: fc.oneof(
+    fc.record({ kind: fc.constant('wide' as const), capacity: fc.integer({ min: 2, max: 8 }) }),
+    fc.constant({ kind: 'narrow' as const, capacity: 45 }),
+  ),
+});
+type RunSettings = typeof runSettings extends fc.Arbitrary<infer T> ? T : never;
+
+// ---------------------------------------------------------------- the world of one run
+
+const aws = useMotoEc2();
+
+interface World extends FaultyPlane {
+  /** state-change notifications EC2 has emitted and EventBridge not yet delivered */
+  events: InstanceStateEvent[];
+}
+
+async function createWorld(settings: RunSettings): Promise<World> {
+  await resetMoto(aws.moto.endpoint);
+  const plane = await createFaultyPlane(aws, {
+    hosts: HOSTS,
+    seed: settings.seed,
+    leaseTtlSeconds: TTL_SECONDS,
+    config: (routeTableIds) =>
+      settings.network.kind === 'wide'
+        ? {
+            Network: '10.244.0.0/16',
+            Backend: {
+              Type: 'aws-vpc',
+              RouteTableID: [...routeTableIds],
+              RouteLimit: FOREIGN_IN_FULLEST + settings.network.capacity,
+            },
+          }
+        : { Network: '10.244.0.0/21', Backend: { Type: 'aws-vpc', RouteTableID: [...routeTableIds] } },
+  });
+  // Faults from here on: the setup used the clean clients.
+  plane.faults.policy = seededFaults({
+    seed: settings.seed,
+    rate: settings.rate,
+    kinds: settings.kinds,
+    afterShare: settings.afterShare,
+    burst: settings.burst,
+  });
+  return Object.assign(plane, { events: [] as InstanceStateEvent[] });
+}
+
+// ---------------------------------------------------------------- running a step
+
+/** What every run adds up, to show the faults were real (and to report). */
+const tally = {
+  runs: 0,
+  steps: 0,
+  injected: [] as InjectedFault[],
+  statuses: new Map<string, number>(),
+};
+const count = (key: string) => tally.statuses.set(key, (tally.statuses.get(key) ?? 0) + 1);
+
+/** Throws unless `error` is an error a caller can act on: a domain error that is not a bug (5xx other than 503). */
+function expectActionable(error: unknown, what: string): void {
+  if (error instanceof VpcLeaseError && error.expose) {
+    count(`${what} ${error.status} ${error.code}`);
+    return;
+  }
+  throw new Error(`${what} failed with an unexpected error: ${String((error as Error)?.stack ?? error)}`);
+}
+
+function expectErrorBody(res: Answer, what: string): void {
+  expect(res.body?.error?.code, `${what}: error code`).toEqual(expect.any(String));
+  expect(res.body?.error?.message, `${what}: error message`).toEqual(expect.any(String));
+  if (res.statusCode === 503) expect(res.headers['retry-after'], `${what}: Retry-After`).toMatch(/^\d+$/);
+}
+
+async function routeTargets(world: World, subnet: string): Promise<Map<string, string | undefined>> {
+  const out = await aws.ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [...world.routeTableIds] }));
+  return new Map(
+    (out.RouteTables ?? []).map((t) => [
+      t.RouteTableId!,
+      t.Routes?.find((r) => r.DestinationCidrBlock === subnet)?.NetworkInterfaceId,
+    ]),
+  );
+}
+
+async function enisRoutedIn(world: World): Promise<Set<string>> {
+  const out = await aws.ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [...world.routeTableIds] }));
+  return new Set(
+    (out.RouteTables ?? []).flatMap((t) => (t.Routes ?? []).flatMap((r) => r.NetworkInterfaceId ?? [])),
+  );
+}
+
+/**
+ * Runs one step. `alone` = no other step runs meanwhile: then what the step answered can
+ * be checked against the state it left.
+ */
+async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<void> {
+  switch (s.op) {
+    case 'acquire': {
+      const h = world.hosts[s.host]!;
+      const previous = s.previous === undefined ? undefined : `10.244.${s.previous + 1}.0/24`;
+      const res = await world.turnstile.run(`acquire#${s.host}`, () =>
+        world.putLease(h, { privateIp: h.privateIp, ...(previous ? { previousSubnet: previous } : {}) }),
+      );
+      count(`PUT ${res.statusCode}${res.body?.error ? ` ${res.body.error.code}` : ''}`);
+      expect([200, 403, 409, 503], `PUT /v1/lease answered ${JSON.stringify(res.body)}`).toContain(
+        res.statusCode,
+      );
+      if (res.statusCode !== 200) expectErrorBody(res, 'PUT /v1/lease');
+      const error = res.body?.error;
+      if (res.statusCode === 403)
+        expect(h.state, `403 for a running host: ${error?.message}`).not.toBe('running');
+      if (res.statusCode === 409) expect(['RouteLimitExceeded', 'SubnetsExhausted']).toContain(error?.code);
+      const lease = res.statusCode === 200 ? (res.body as LeaseJson) : undefined;
+      if (lease) {
+        expect(lease.instanceId).toBe(h.instanceId);
+        expect(lease.networkInterfaceId).toBe(h.networkInterfaceId);
+        if (alone && lease.routes.every((r) => r.state === 'active')) {
+          // The agent writes subnet.env on this answer: every route it calls active must exist.
+          const targets = await routeTargets(world, lease.subnet);
+          for (const tableId of world.routeTableIds) {
+            expect(
+              targets.get(tableId),
+              `route to ${lease.subnet} in ${tableId} after a 200 saying active`,
+            ).toBe(h.networkInterfaceId);
+          }
+        }
+      }
+      return;
+    }
+    case 'release': {
+      const h = world.hosts[s.host]!;
+      const res = await world.turnstile.run(`release#${s.host}`, () => world.deleteLease(h));
+      count(`DELETE ${res.statusCode}${res.body?.error ? ` ${res.body.error.code}` : ''}`);
+      expect([204, 503], `DELETE /v1/lease answered ${JSON.stringify(res.body)}`).toContain(res.statusCode);
+      if (res.statusCode !== 204) expectErrorBody(res, 'DELETE /v1/lease');
+      if (res.statusCode === 204 && alone) {
+        // 204 means released: no lease of the host is left, and no route to its ENI.
+        const held = (await scanItems({ client: aws.dynamo, tableName: world.tableName })).filter(
+          (i) => i.pk.startsWith('SUBNET#') && i.instanceId === h.instanceId,
+        );
+        expect(
+          held.map((i) => i.pk),
+          `lease of ${h.instanceId} after DELETE answered 204`,
+        ).toEqual([]);
+        expect(await enisRoutedIn(world)).not.toContain(h.networkInterfaceId);
+      }
+      return;
+    }
+    case 'revoke': {
+      const all = await world.cleanStore.list();
+      if (all.length === 0) return;
+      const target = all[s.pick % all.length]!;
+      let revoked: Awaited<ReturnType<LeaseService['revoke']>>;
+      try {
+        revoked = await world.turnstile.run('revoke', () => world.leases.revoke(target.subnet));
+        count('revoke ok');
+      } catch (error) {
+        expectActionable(error, 'revoke');
+        return;
+      }
+      if (revoked && alone) {
+        const now = await world.cleanStore.getBySubnet(revoked.subnet);
+        expect(now?.instanceId, `lease on ${formatCidr(revoked.subnet)} after its revoke`).not.toBe(
+          revoked.instanceId,
+        );
+        const targets = await routeTargets(world, formatCidr(revoked.subnet));
+        for (const [tableId, eni] of targets) {
+          expect(eni, `route of the revoked lease in ${tableId}`).not.toBe(revoked.networkInterfaceId);
+        }
+      }
+      return;
+    }
+    case 'advance':
+      world.clock.advance(s.seconds);
+      return;
+    case 'terminate': {
+      const h = world.hosts[s.host]!;
+      if (h.state === 'terminated') return;
+      await aws.ec2.send(new TerminateInstancesCommand({ InstanceIds: [h.instanceId] }));
+      h.state = 'terminated';
+      world.events.push(stateChange(h.instanceId, 'shutting-down'), stateChange(h.instanceId, 'terminated'));
+      return;
+    }
+    case 'stop': {
+      const h = world.hosts[s.host]!;
+      if (h.state !== 'running') return;
+      await aws.ec2.send(new StopInstancesCommand({ InstanceIds: [h.instanceId] }));
+      h.state = 'stopped';
+      world.events.push(stateChange(h.instanceId, 'stopping'), stateChange(h.instanceId, 'stopped'));
+      return;
+    }
+    case 'start': {
+      const h = world.hosts[s.host]!;
+      if (h.state !== 'stopped') return;
+      await aws.ec2.send(new StartInstancesCommand({ InstanceIds: [h.instanceId] }));
+      h.state = 'running';
+      world.events.push(stateChange(h.instanceId, 'pending'), stateChange(h.instanceId, 'running'));
+      return;
+    }
+    case 'deliver': {
+      if (world.events.length === 0) return;
+      const index = s.pick % world.events.length;
+      const event = world.events[index]!;
+      if (!s.duplicate) world.events.splice(index, 1); // else: delivered again later (at least once)
+      try {
+        await world.turnstile.run(`event#${event.detail.state}`, () => world.stateEvent(event));
+        count('event ok');
+      } catch (error) {
+        expectActionable(error, 'instanceState');
+        world.events.push(event); // Lambda retries a failed asynchronous invocation
+      }
+      return;
+    }
+    case 'reconcile': {
+      try {
+        await world.turnstile.run('reconcile', () => world.routes.reconcile(world.config));
+        count('reconcile ok');
+      } catch (error) {
+        expectActionable(error, 'reconcile');
+      }
+      return;
+    }
+  }
+}
+
+async function runScenario(settings: RunSettings, steps: readonly Step[]): Promise<void> {
+  const world = await createWorld(settings);
+  try {
+    tally.runs++;
+    for (const s of steps) {
+      tally.steps++;
+      if (s.op === 'together') await Promise.all(s.steps.map((one) => runStep(world, one, false)));
+      else await runStep(world, s, true);
+      await world.check();
+    }
+
+    // Faults off. One reconcile settles everything; a second finds nothing left to do.
+    world.faults.policy = undefined;
+    const report = await world.cleanRoutes.reconcile(world.config);
+    expect(report.errors, 'errors of the fault-free reconcile').toEqual([]);
+    await world.check(true);
+    const again = await world.cleanRoutes.reconcile(world.config);
+    expect({ changes: again.changes, errors: again.errors }, 'a second reconcile').toEqual({
+      changes: [],
+      errors: [],
+    });
+
+    // Late and duplicated notifications, delivered now, change nothing that matters.
+    for (const event of world.events.splice(0)) await world.stateEvent(event);
+    await world.check(true);
+  } finally {
+    tally.injected.push(...world.faults.injected);
+    world.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- the property
+
+describe('random interleavings with injected faults (fast-check, moto)', () => {
+  afterAll(() => {
+    const byKind = new Map<string, number>();
+    for (const f of tally.injected) {
+      const key = `${f.service} ${f.command} ${f.kind} ${f.timing}`;
+      byKind.set(key, (byKind.get(key) ?? 0) + 1);
+    }
+    console.info(
+      `interleavings: ${tally.runs} runs, ${tally.steps} steps, ${tally.injected.length} faults injected\n` +
+        [...byKind]
+          .sort()
+          .map(([k, n]) => `  ${n}\t${k}`)
+          .join('\n') +
+        `\noutcomes:\n${[...tally.statuses]
+          .sort()
+          .map(([k, n]) => `  ${n}\t${k}`)
+          .join('\n')}`,
+    );
+  });
+
+  it(
+    'keeps invariants 1-4 after every step, answers nothing but 2xx/403/409/503, and settles with one fault-free reconcile',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(runSettings, fc.array(step, { minLength: 4, maxLength: MAX_STEPS }), runScenario),
+        { numRuns: RUNS, endOnFailure: process.env.VPCLEASE_SHRINK !== '1', verbose: 1, ...REPLAY },
+      );
+      // The faults were real: both timings happened (with enough runs to be sure of it).
+      if (RUNS >= 10) expect(tally.injected.some((f) => f.timing === 'after')).toBe(true);
+      if (RUNS >= 10) expect(tally.injected.some((f) => f.timing === 'before')).toBe(true);
+    },
+    SOAK ? 3_600_000 : 240_000,
+  );
+});

@@ -1,0 +1,263 @@
+/**
+ * A control plane on moto whose SDK clients carry fault injection (test/support/faults.ts),
+ * next to a clean twin for arranging and checking: the reliability suites' common scene.
+ *
+ *   - a VPC with `tables` route tables holding the foreign routes of a real VPC
+ *     (ec2-fixtures.ts), plus a peering route inside Network at its first subnet (never
+ *     leasable) and, in the VPC's main table (out of scope), an ENI route inside Network:
+ *     neither may ever change;
+ *   - `hosts` instances, a fresh lease table, a published config, a fake clock;
+ *   - the real services and Lambda handlers wired on the faulty clients, which answer
+ *     CreateRoute as EC2 does (restoreRouteAlreadyExists) so the replace path is real.
+ */
+import { CreateRouteCommand, DescribeRouteTablesCommand } from '@aws-sdk/client-ec2';
+import { buildInstanceStateHandler, type InstanceStateEvent } from '../../functions/instance-state.js';
+import { buildLeaseHandler } from '../../functions/lease.js';
+import type { LaunchedInstance } from '../../scripts/lib/seed.js';
+import {
+  type CallCounter,
+  createCallCounter,
+  createDynamoDbClient,
+  createEc2Client,
+} from '../../shared/adapters/aws-clients.js';
+import { DynamoDbLeaseStore } from '../../shared/adapters/dynamodb-lease-store.js';
+import { Ec2Instances } from '../../shared/adapters/ec2-instances.js';
+import { Ec2RouteTables } from '../../shared/adapters/ec2-route-tables.js';
+import type { ErrorJson, LeaseJson } from '../../shared/http/contract.js';
+import { LeaseService } from '../../shared/lease-service.js';
+import { type NetworkConfig, parseNetworkConfig } from '../../shared/network-config.js';
+import type { Clock } from '../../shared/ports.js';
+import { RouteService } from '../../shared/route-service.js';
+import { type MotoContext, TEST_REGION } from './aws.js';
+import { quietLogger } from './control-plane.js';
+import {
+  createNetworkFixture,
+  launchHosts,
+  type NetworkFixture,
+  restoreRouteAlreadyExists,
+} from './ec2-fixtures.js';
+import { hostArn, httpEvent, lambdaContext } from './events.js';
+import { attachFaults, createFaultSwitch, type FaultSwitch, seededRandom, Turnstile } from './faults.js';
+import {
+  checkInvariants,
+  type ForeignRouteSnapshot,
+  type ObservedState,
+  snapshotForeignRoutes,
+} from './invariants.js';
+
+/** Foreign routes in the fullest fixture table: local, 0.0.0.0/0, 192.168/16, 172.16/12, 10.244.0.0/24. */
+export const FOREIGN_IN_FULLEST = 5;
+
+/** An HTTP answer of the lease function, its body parsed. */
+export interface Answer {
+  statusCode: number;
+  headers: Record<string, unknown>;
+  body: (Partial<LeaseJson> & Partial<ErrorJson>) | undefined;
+}
+
+export interface Host extends LaunchedInstance {
+  state: 'running' | 'stopped' | 'terminated';
+}
+
+export interface FaultyPlane {
+  fixture: NetworkFixture;
+  config: NetworkConfig;
+  tableName: string;
+  vpcId: string;
+  /** the tables in scope */
+  routeTableIds: readonly string[];
+  hosts: Host[];
+  clock: Clock & { advance(seconds: number): void };
+  foreignBefore: ForeignRouteSnapshot;
+  /** set `faults.policy` to inject; every injected fault is recorded in `faults.injected` */
+  faults: FaultSwitch;
+  turnstile: Turnstile;
+  /** counts the faulty clients' requests, each attempt included */
+  counter: CallCounter;
+  store: DynamoDbLeaseStore;
+  leases: LeaseService;
+  routes: RouteService;
+  cleanStore: DynamoDbLeaseStore;
+  cleanRoutes: RouteService;
+  putLease(host: LaunchedInstance, body?: Record<string, unknown>): Promise<Answer>;
+  deleteLease(host: LaunchedInstance): Promise<Answer>;
+  stateEvent(event: InstanceStateEvent): Promise<unknown>;
+  /** checkInvariants on the clean clients, against the foreign routes at creation */
+  check(settled?: boolean): Promise<ObservedState>;
+  dispose(): void;
+}
+
+export interface FaultyPlaneOptions {
+  tables?: number;
+  hosts?: number;
+  /** the network config, given the fixture's route tables (default: 10.244.0.0/16 over them) */
+  config?: (routeTableIds: readonly string[]) => unknown;
+  leaseTtlSeconds?: number;
+  /** seeds the turnstile and the allocator's choices */
+  seed?: number;
+  /** SDK attempts per call on the faulty clients (default 2) */
+  maxAttempts?: number;
+}
+
+let eventCounter = 0;
+
+export const stateChange = (instanceId: string, state: string): InstanceStateEvent => ({
+  version: '0',
+  id: `evt-${++eventCounter}`,
+  'detail-type': 'EC2 Instance State-change Notification',
+  source: 'aws.ec2',
+  account: '123456789012',
+  time: new Date().toISOString(),
+  region: TEST_REGION,
+  resources: [`arn:aws:ec2:${TEST_REGION}:123456789012:instance/${instanceId}`],
+  detail: { 'instance-id': instanceId, state },
+});
+
+export async function createFaultyPlane(
+  aws: MotoContext,
+  options: FaultyPlaneOptions = {},
+): Promise<FaultyPlane> {
+  const fixture = await createNetworkFixture(aws.ec2, { tables: options.tables ?? 2 });
+  await aws.ec2.send(
+    new CreateRouteCommand({
+      RouteTableId: fixture.routeTableIds[0],
+      DestinationCidrBlock: '10.244.0.0/24',
+      VpcPeeringConnectionId: fixture.peeringConnectionId,
+    }),
+  );
+  const main = await aws.ec2.send(
+    new DescribeRouteTablesCommand({
+      Filters: [
+        { Name: 'vpc-id', Values: [fixture.vpcId] },
+        { Name: 'association.main', Values: ['true'] },
+      ],
+    }),
+  );
+  await aws.ec2.send(
+    new CreateRouteCommand({
+      RouteTableId: main.RouteTables![0]!.RouteTableId!,
+      DestinationCidrBlock: '10.244.5.0/24',
+      NetworkInterfaceId: fixture.applianceEniId,
+    }),
+  );
+  const launched = await launchHosts(aws.ec2, fixture, options.hosts ?? 8);
+  const hosts: Host[] = launched.map((h) => ({ ...h, state: 'running' }));
+  const tableName = await aws.newTable();
+  const config = parseNetworkConfig(
+    options.config?.(fixture.routeTableIds) ?? {
+      Network: '10.244.0.0/16',
+      Backend: { Type: 'aws-vpc', RouteTableID: [...fixture.routeTableIds] },
+    },
+  );
+
+  let now = Date.UTC(2026, 5, 1);
+  const clock = {
+    now: () => new Date(now),
+    advance(seconds: number) {
+      now += seconds * 1000;
+    },
+  };
+
+  const seed = options.seed ?? 1;
+  const faults = createFaultSwitch();
+  const turnstile = new Turnstile(seededRandom(seed ^ 0x5eed));
+  const counter = createCallCounter();
+  const clientOptions = {
+    region: TEST_REGION,
+    endpoint: aws.moto.endpoint,
+    maxAttempts: options.maxAttempts ?? 2,
+    counter,
+  };
+  const ec2 = createEc2Client(clientOptions);
+  attachFaults(ec2, 'EC2', faults, turnstile);
+  const disposeProbe = restoreRouteAlreadyExists(ec2, aws.moto.endpoint, TEST_REGION);
+  const dynamo = createDynamoDbClient(clientOptions);
+  attachFaults(dynamo, 'DynamoDB', faults, turnstile);
+
+  const store = new DynamoDbLeaseStore(dynamo, tableName);
+  const instances = new Ec2Instances(ec2);
+  const routes = new RouteService({
+    routes: new Ec2RouteTables(ec2),
+    instances,
+    store,
+    clock,
+    vpcId: fixture.vpcId,
+  });
+  const leases = new LeaseService({
+    store,
+    instances,
+    routes,
+    clock,
+    vpcId: fixture.vpcId,
+    leaseTtlSeconds: options.leaseTtlSeconds ?? 3600,
+    random: seededRandom(seed + 7),
+  });
+  const cleanStore = new DynamoDbLeaseStore(aws.dynamo, tableName);
+  const cleanRoutes = new RouteService({
+    routes: new Ec2RouteTables(aws.ec2),
+    instances: new Ec2Instances(aws.ec2),
+    store: cleanStore,
+    clock,
+    vpcId: fixture.vpcId,
+  });
+  await cleanStore.putConfig(config, undefined, clock.now());
+  await cleanRoutes.refreshSnapshot(config);
+  const foreignBefore = await snapshotForeignRoutes({ ec2: aws.ec2, vpcId: fixture.vpcId, config });
+
+  const leaseHandler = buildLeaseHandler({ leases, logger: quietLogger });
+  const stateHandler = buildInstanceStateHandler({ routes, logger: quietLogger });
+  const http = async (event: ReturnType<typeof httpEvent>): Promise<Answer> => {
+    const result = await leaseHandler(event, lambdaContext());
+    return {
+      statusCode: result.statusCode ?? 200,
+      headers: result.headers ?? {},
+      body: result.body ? JSON.parse(result.body) : undefined,
+    };
+  };
+
+  return {
+    fixture,
+    config,
+    tableName,
+    vpcId: fixture.vpcId,
+    routeTableIds: fixture.routeTableIds,
+    hosts,
+    clock,
+    foreignBefore,
+    faults,
+    turnstile,
+    counter,
+    store,
+    leases,
+    routes,
+    cleanStore,
+    cleanRoutes,
+    putLease: (host, body) =>
+      http(
+        httpEvent({
+          method: 'PUT',
+          path: '/v1/lease',
+          body: body ?? { privateIp: host.privateIp },
+          userArn: hostArn(host.instanceId),
+        }),
+      ),
+    deleteLease: (host) =>
+      http(httpEvent({ method: 'DELETE', path: '/v1/lease', userArn: hostArn(host.instanceId) })),
+    stateEvent: (event) => stateHandler(event, lambdaContext('vpc-lease-test-instanceState')),
+    check: (settled = false) =>
+      checkInvariants({
+        store: { client: aws.dynamo, tableName },
+        ec2: aws.ec2,
+        config,
+        now: clock.now(),
+        vpcId: fixture.vpcId,
+        foreignBefore,
+        settled,
+      }),
+    dispose() {
+      disposeProbe();
+      ec2.destroy();
+      dynamo.destroy();
+    },
+  };
+}
