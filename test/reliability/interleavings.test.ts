@@ -1,7 +1,7 @@
 /**
  * Property: under random interleavings of what hosts, EC2 and operators do — acquire,
  * renew, release, revoke, expiry, stop/start, termination, duplicated and reordered
- * state-change events, reconcile — across eight hosts, with faults injected at the SDK
+ * state-change events, reconcile, RouteLimit changes by an operator — across eight hosts, with faults injected at the SDK
  * level at every step (DynamoDB transaction conflicts and throttling, EC2 throttling,
  * 5xx, timeouts, EC2's RouteLimitExceeded; before the request or after it took effect),
  * DESIGN.md's invariants 1-4 hold after every step, every answer is one a client can act
@@ -25,7 +25,6 @@ import { resetMoto } from '../../scripts/lib/moto.js';
 import { formatCidr } from '../../shared/cidr.js';
 import { VpcLeaseError } from '../../shared/errors.js';
 import type { LeaseJson } from '../../shared/http/contract.js';
-import type { LeaseService } from '../../shared/lease-service.js';
 import { useMotoEc2 } from '../support/ec2-fixtures.js';
 import { type InjectedFault, type InjectedFaultKind, seededFaults } from '../support/faults.js';
 import {
@@ -66,6 +65,7 @@ type SimpleStep =
   | { op: 'acquire'; host: number; previous: number | undefined }
   | { op: 'release'; host: number }
   | { op: 'revoke'; pick: number }
+  | { op: 'publish'; capacity: number }
   | { op: 'advance'; seconds: number }
   | { op: 'terminate'; host: number }
   | { op: 'stop'; host: number }
@@ -88,6 +88,10 @@ const simpleStep: fc.Arbitrary<SimpleStep> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('release' as const), host }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('revoke' as const), pick: fc.nat({ max: 99 }) }) },
   {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant('publish' as const), capacity: fc.integer({ min: 1, max: 8 }) }),
+  },
+  {
     weight: 2,
     arbitrary: fc.record({
       op: fc.constant('advance' as const),
@@ -107,13 +111,20 @@ const simpleStep: fc.Arbitrary<SimpleStep> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.constant({ op: 'reconcile' as const }) },
 );
+/**
+ * What may run concurrently: everything but a RouteLimit publish, whose race with a grant is
+ * a known bug (route-limit.test.ts, 'RouteLimit lowered by an operator while a host joins').
+ * VPCLEASE_RACY_PUBLISH=1 lets publishes run concurrently too.
+ */
+const concurrentStep =
+  process.env.VPCLEASE_RACY_PUBLISH === '1' ? simpleStep : simpleStep.filter((s) => s.op !== 'publish');
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: simpleStep },
   {
     weight: 1,
     arbitrary: fc.record({
       op: fc.constant('together' as const),
-      steps: fc.array(simpleStep, { minLength: 2, maxLength: 4 }),
+      steps: fc.array(concurrentStep, { minLength: 2, maxLength: 4 }),
     }),
   },
 );
@@ -275,24 +286,36 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       const all = await world.cleanStore.list();
       if (all.length === 0) return;
       const target = all[s.pick % all.length]!;
-      let revoked: Awaited<ReturnType<LeaseService['revoke']>>;
-      try {
-        revoked = await world.turnstile.run('revoke', () => world.leases.revoke(target.subnet));
-        count('revoke ok');
-      } catch (error) {
-        expectActionable(error, 'revoke');
-        return;
-      }
-      if (revoked && alone) {
-        const now = await world.cleanStore.getBySubnet(revoked.subnet);
-        expect(now?.instanceId, `lease on ${formatCidr(revoked.subnet)} after its revoke`).not.toBe(
-          revoked.instanceId,
-        );
-        const targets = await routeTargets(world, formatCidr(revoked.subnet));
+      const subnet = formatCidr(target.subnet);
+      const res = await world.turnstile.run('revoke', () => world.revokeLease(subnet));
+      count(`revoke ${res.statusCode}${res.body?.error ? ` ${res.body.error.code}` : ''}`);
+      // 404: the lease went meanwhile (another step released or reclaimed it)
+      expect([200, 503, ...(alone ? [] : [404])], `revoke answered ${JSON.stringify(res.body)}`).toContain(
+        res.statusCode,
+      );
+      if (res.statusCode !== 200) expectErrorBody(res, 'revoke');
+      if (res.statusCode === 200 && alone) {
+        const now = await world.cleanStore.getBySubnet(target.subnet);
+        expect(now?.instanceId, `lease on ${subnet} after its revoke`).not.toBe(target.instanceId);
+        const targets = await routeTargets(world, subnet);
         for (const [tableId, eni] of targets) {
-          expect(eni, `route of the revoked lease in ${tableId}`).not.toBe(revoked.networkInterfaceId);
+          expect(eni, `route of the revoked lease in ${tableId}`).not.toBe(target.networkInterfaceId);
         }
       }
+      return;
+    }
+    case 'publish': {
+      // An operator changes RouteLimit while hosts join: a limit below what is in use is refused (409).
+      const res = await world.turnstile.run('publish', () =>
+        world.publishRouteLimit(FOREIGN_IN_FULLEST + s.capacity),
+      );
+      count(`publish ${res.statusCode}${res.body?.error ? ` ${res.body.error.code}` : ''}`);
+      expect([200, 409, 503], `PUT /v1/admin/config answered ${JSON.stringify(res.body)}`).toContain(
+        res.statusCode,
+      );
+      if (res.statusCode !== 200) expectErrorBody(res, 'PUT /v1/admin/config');
+      if (res.statusCode === 409) expect(res.body?.error?.code).toBe('Conflict');
+      await world.syncConfig();
       return;
     }
     case 'advance':

@@ -39,7 +39,9 @@ export type InjectedFaultKind =
   /** the socket timed out: a transport error (TimeoutError / ETIMEDOUT), no HTTP answer */
   | 'InjectedTimeout'
   /** EC2 RouteLimitExceeded on CreateRoute (400): moto enforces no routes-per-table quota */
-  | 'InjectedRouteLimitExceeded';
+  | 'InjectedRouteLimitExceeded'
+  /** no failure: the call waits for `until` (before: to reach moto; after: to return), to force an interleaving */
+  | 'InjectedPause';
 
 export type FaultTiming = 'before' | 'after';
 
@@ -51,6 +53,8 @@ export interface FaultDecision {
    * say None). Default: every item. A mask that selects none of the items selects the last.
    */
   readonly conflictMask?: number;
+  /** InjectedPause: what the call waits for (do not pause a call that holds a Turnstile turn others need) */
+  readonly until?: Promise<unknown>;
 }
 
 export interface SdkCall {
@@ -91,6 +95,7 @@ export function faultApplies(kind: InjectedFaultKind, service: AwsService, comma
       return service === 'EC2' && command === 'CreateRoute';
     case 'InjectedInternalError':
     case 'InjectedTimeout':
+    case 'InjectedPause':
       return true;
   }
 }
@@ -286,6 +291,12 @@ export function attachFaults(
         const decision = faults.policy?.(call);
         if (!decision) return await next(args);
         faults.injected.push({ ...decision, service, command: call.command, operation: call.operation });
+        if (decision.kind === 'InjectedPause') {
+          if (decision.timing === 'before') await decision.until;
+          const answer = await next(args);
+          if (decision.timing === 'after') await decision.until;
+          return answer;
+        }
         if (decision.timing === 'after') {
           const real = await next(args);
           await drain(real?.response?.body);

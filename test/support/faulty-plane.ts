@@ -11,6 +11,7 @@
  *     CreateRoute as EC2 does (restoreRouteAlreadyExists) so the replace path is real.
  */
 import { CreateRouteCommand, DescribeRouteTablesCommand } from '@aws-sdk/client-ec2';
+import { buildAdminHandler } from '../../functions/admin.js';
 import { buildInstanceStateHandler, type InstanceStateEvent } from '../../functions/instance-state.js';
 import { buildLeaseHandler } from '../../functions/lease.js';
 import type { LaunchedInstance } from '../../scripts/lib/seed.js';
@@ -23,9 +24,12 @@ import {
 import { DynamoDbLeaseStore } from '../../shared/adapters/dynamodb-lease-store.js';
 import { Ec2Instances } from '../../shared/adapters/ec2-instances.js';
 import { Ec2RouteTables } from '../../shared/adapters/ec2-route-tables.js';
+import { AdminService } from '../../shared/admin-service.js';
+import { parseCidr, toSubnetKey } from '../../shared/cidr.js';
+import { ConfigService } from '../../shared/config-service.js';
 import type { ErrorJson, LeaseJson } from '../../shared/http/contract.js';
 import { LeaseService } from '../../shared/lease-service.js';
-import { type NetworkConfig, parseNetworkConfig } from '../../shared/network-config.js';
+import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../../shared/network-config.js';
 import type { Clock } from '../../shared/ports.js';
 import { RouteService } from '../../shared/route-service.js';
 import { type MotoContext, TEST_REGION } from './aws.js';
@@ -36,7 +40,7 @@ import {
   type NetworkFixture,
   restoreRouteAlreadyExists,
 } from './ec2-fixtures.js';
-import { hostArn, httpEvent, lambdaContext } from './events.js';
+import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN } from './events.js';
 import { attachFaults, createFaultSwitch, type FaultSwitch, seededRandom, Turnstile } from './faults.js';
 import {
   checkInvariants,
@@ -61,6 +65,7 @@ export interface Host extends LaunchedInstance {
 
 export interface FaultyPlane {
   fixture: NetworkFixture;
+  /** the config in force: `check()` reads it; `syncConfig()` refreshes it from the table */
   config: NetworkConfig;
   tableName: string;
   vpcId: string;
@@ -81,6 +86,12 @@ export interface FaultyPlane {
   cleanRoutes: RouteService;
   putLease(host: LaunchedInstance, body?: Record<string, unknown>): Promise<Answer>;
   deleteLease(host: LaunchedInstance): Promise<Answer>;
+  /** DELETE /v1/admin/leases/{subnet} (subnet as a CIDR) */
+  revokeLease(subnet: string): Promise<Answer>;
+  /** PUT /v1/admin/config with the config's Backend.RouteLimit changed */
+  publishRouteLimit(routeLimit: number): Promise<Answer>;
+  /** reads the published config back into `config` */
+  syncConfig(): Promise<NetworkConfig>;
   stateEvent(event: InstanceStateEvent): Promise<unknown>;
   /** checkInvariants on the clean clients, against the foreign routes at creation */
   check(settled?: boolean): Promise<ObservedState>;
@@ -204,10 +215,13 @@ export async function createFaultyPlane(
   await cleanRoutes.refreshSnapshot(config);
   const foreignBefore = await snapshotForeignRoutes({ ec2: aws.ec2, vpcId: fixture.vpcId, config });
 
+  const configs = new ConfigService({ store, instances, routes, slots: leases, clock, vpcId: fixture.vpcId });
+  const adminService = new AdminService({ store, instances, leases, configs, routes, clock });
+  const adminHandler = buildAdminHandler({ admin: adminService, logger: quietLogger });
   const leaseHandler = buildLeaseHandler({ leases, logger: quietLogger });
   const stateHandler = buildInstanceStateHandler({ routes, logger: quietLogger });
-  const http = async (event: ReturnType<typeof httpEvent>): Promise<Answer> => {
-    const result = await leaseHandler(event, lambdaContext());
+  const http = async (event: ReturnType<typeof httpEvent>, handler = leaseHandler): Promise<Answer> => {
+    const result = await handler(event, lambdaContext());
     return {
       statusCode: result.statusCode ?? 200,
       headers: result.headers ?? {},
@@ -215,7 +229,7 @@ export async function createFaultyPlane(
     };
   };
 
-  return {
+  const plane: FaultyPlane = {
     fixture,
     config,
     tableName,
@@ -243,12 +257,42 @@ export async function createFaultyPlane(
       ),
     deleteLease: (host) =>
       http(httpEvent({ method: 'DELETE', path: '/v1/lease', userArn: hostArn(host.instanceId) })),
+    revokeLease: (subnet) => {
+      const key = toSubnetKey(parseCidr(subnet));
+      return http(
+        httpEvent({
+          method: 'DELETE',
+          path: `/v1/admin/leases/${key}`,
+          route: '/v1/admin/leases/{subnet}',
+          pathParameters: { subnet: key },
+          userArn: OPERATOR_ARN,
+        }),
+        adminHandler,
+      );
+    },
+    publishRouteLimit: (routeLimit) => {
+      const json = toFlannelJson(plane.config);
+      return http(
+        httpEvent({
+          method: 'PUT',
+          path: '/v1/admin/config',
+          body: { ...json, Backend: { ...json.Backend, RouteLimit: routeLimit } },
+          userArn: OPERATOR_ARN,
+        }),
+        adminHandler,
+      );
+    },
+    async syncConfig() {
+      const stored = await cleanStore.getConfig();
+      plane.config = stored!.config;
+      return plane.config;
+    },
     stateEvent: (event) => stateHandler(event, lambdaContext('vpc-lease-test-instanceState')),
     check: (settled = false) =>
       checkInvariants({
         store: { client: aws.dynamo, tableName },
         ec2: aws.ec2,
-        config,
+        config: plane.config,
         now: clock.now(),
         vpcId: fixture.vpcId,
         foreignBefore,
@@ -260,4 +304,5 @@ export async function createFaultyPlane(
       dynamo.destroy();
     },
   };
+  return plane;
 }
