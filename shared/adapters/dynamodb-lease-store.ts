@@ -329,20 +329,32 @@ export class DynamoDbLeaseStore implements LeaseStore {
     };
     // The instance and slot items are deleted only while they still describe this lease:
     // after an expiry either may already belong to a newer lease.
-    const others = [instanceKey(lease.instanceId), slotKey(lease.slot)].map((pk) => ({
+    const claimDelete = (pk: string) => ({
       Delete: {
         TableName: this.tableName,
         Key: { pk },
         ConditionExpression: 'instanceId = :i AND subnet = :s',
         ExpressionAttributeValues: values,
       },
-    }));
-    let items = [subnetDelete, ...others];
+    });
+    let slot = lease.slot;
+    let items = [subnetDelete, claimDelete(instanceKey(lease.instanceId)), claimDelete(slotKey(slot))];
     for (let attempt = 0; attempt < 3; attempt++) {
       // Only a failed condition drops an item; a lasting conflict throws (all or nothing).
       const failed = await this.transact({ TransactItems: items }, { onConflict: 'throw' });
       if (failed === undefined) return true;
       if (failed.includes(0)) return false; // the subnet is not (or no longer expired and) ours
+      // A RouteLimit change may have moved the lease to another slot (moveSlot) since the caller
+      // read it: delete the slot the lease holds now, rather than leave it behind.
+      const slotIndex = items.findIndex((item) => item.Delete.Key.pk === slotKey(slot));
+      const current = failed.includes(slotIndex) ? await this.getBySubnet(lease.subnet) : undefined;
+      if (current?.instanceId === lease.instanceId && current.slot !== slot) {
+        slot = current.slot;
+        items = items.flatMap((item, i) =>
+          i === slotIndex ? [claimDelete(slotKey(slot))] : failed.includes(i) ? [] : [item],
+        );
+        continue;
+      }
       items = items.filter((_, i) => !failed.includes(i));
     }
     return false;

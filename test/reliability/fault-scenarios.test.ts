@@ -7,11 +7,16 @@
  * DESIGN.md's invariants (test/support/invariants.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { formatCidr } from '../../shared/cidr.js';
+import { formatCidr, parseCidr } from '../../shared/cidr.js';
 import type { LeaseJson } from '../../shared/http/contract.js';
 import { routesOf, terminate, useMotoEc2 } from '../support/ec2-fixtures.js';
 import { type FaultDecision, type SdkCall, targetedFault } from '../support/faults.js';
-import { createFaultyPlane, type FaultyPlane, stateChange } from '../support/faulty-plane.js';
+import {
+  createFaultyPlane,
+  type FaultyPlane,
+  FOREIGN_IN_FULLEST,
+  stateChange,
+} from '../support/faulty-plane.js';
 import { scanItems } from '../support/invariants.js';
 
 const aws = useMotoEc2();
@@ -219,6 +224,70 @@ describe('DynamoDB transactions cancelled for conflicts beyond the store’s ret
       expect(left).toHaveLength(3);
     }
     await plane.check();
+    plane.dispose();
+  });
+});
+
+// ---------------------------------------------------------------- a lease re-slotted while it is released
+
+describe('a RouteLimit publish that re-slots a lease while the lease is being released', () => {
+  it('leaves no capacity slot behind', async () => {
+    const plane = await createFaultyPlane(aws, {
+      hosts: 1,
+      config: (routeTableIds) => ({
+        Network: '10.244.0.0/16',
+        Backend: { Type: 'aws-vpc', RouteTableID: [...routeTableIds], RouteLimit: FOREIGN_IN_FULLEST + 3 },
+      }),
+    });
+    const host = plane.hosts[0]!;
+    // The host's lease sits in slot 2, the top of a capacity of 3.
+    const granted = await plane.cleanStore.grant(
+      {
+        subnet: parseCidr('10.244.7.0/24'),
+        slot: 2,
+        instanceId: host.instanceId,
+        privateIp: host.privateIp,
+        networkInterfaceId: host.networkInterfaceId,
+        expiresAt: new Date(plane.clock.now().getTime() + 3600_000),
+        routes: plane.routeTableIds.map((routeTableId) => ({ routeTableId, state: 'pending' as const })),
+      },
+      plane.clock.now(),
+    );
+    expect(granted.granted).toBe(true);
+    await plane.cleanRoutes.reconcile(plane.config);
+
+    // The release has read the lease (slot 2) and removed its routes; its delete waits while the
+    // operator lowers the capacity to 2, which moves the lease to a slot below 2.
+    let reached!: () => void;
+    const atTheDelete = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release!: () => void;
+    const published = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    plane.faults.policy = targetedFault(
+      (call) => {
+        const hit = isLeaseDelete(call);
+        if (hit) reached();
+        return hit;
+      },
+      { kind: 'InjectedPause', timing: 'before', until: published },
+      1,
+    );
+    const releasing = plane.deleteLease(host);
+    await atTheDelete;
+    const publish = await plane.publishRouteLimit(FOREIGN_IN_FULLEST + 2);
+    expect(publish.statusCode).toBe(200);
+    await plane.syncConfig();
+    const moved = await plane.cleanStore.getByInstance(host.instanceId);
+    expect(moved?.slot).toBeLessThan(2);
+    release();
+    const released = await releasing;
+
+    expect(released.statusCode).toBe(204);
+    expect(await itemsOf(plane, host.instanceId)).toEqual([]);
+    await plane.check(true);
     plane.dispose();
   });
 });
