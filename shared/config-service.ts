@@ -27,8 +27,8 @@ export interface ConfigServiceDeps {
       tables?: readonly RouteTable[],
     ): Promise<{ snapshot: RouteTableSnapshot }>;
   };
-  /** re-slots live leases when the capacity shrinks (LeaseService.compactSlots) */
-  slots: { compactSlots(config: NetworkConfig, snapshot: RouteTableSnapshot): Promise<number> };
+  /** keeps capacity slots in line with the capacity */
+  slots: { alignSlots(config: NetworkConfig, snapshot: RouteTableSnapshot, upTo?: number): Promise<number> };
   clock: Clock;
   vpcId: string;
 }
@@ -82,13 +82,25 @@ export class ConfigService {
         `The network config is at version ${current?.version ?? 'none'}, not ${options.expectedVersion}; read it again and retry.`,
       );
     }
-    // A lower capacity must not leave leases in slots the grants no longer look at: move
-    // them below it first, publish, then once more for grants that raced the publish.
+    // Before the new config is visible, no slot at or above its capacity may be taken any more,
+    // also by a grant that read the old config: then the live leases cannot outgrow it.
     const snapshot = routeTableSnapshot(config, tables, now);
-    await this.deps.slots.compactSlots(config, snapshot);
+    const previous = current && (await store.getRouteTableSnapshot());
+    // No grant can have chosen a slot at or above the RouteLimit it read.
+    const stranded = await this.deps.slots.alignSlots(
+      config,
+      snapshot,
+      current?.config.backend.routeLimit ?? 0,
+    );
+    if (stranded > 0) {
+      if (current && previous) await this.deps.slots.alignSlots(current.config, previous);
+      throw new ConflictError(
+        `Hosts joined while this config was being published, and ${stranded} lease(s) no longer fit under ` +
+          `Backend.RouteLimit ${config.backend.routeLimit}; the config was not changed. Retry, or revoke leases first.`,
+      );
+    }
     const stored = await store.putConfig(config, expected, now);
     await routes.refreshSnapshot(config, tables);
-    await this.deps.slots.compactSlots(config, snapshot);
     return stored;
   }
 

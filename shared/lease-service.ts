@@ -201,38 +201,6 @@ export class LeaseService {
     return deleted;
   }
 
-  /**
-   * Moves live leases out of capacity slots at or above the current capacity, into free
-   * ones below it. Slots only enforce the route limit while every lease sits below the
-   * capacity; a lower RouteLimit (or more foreign routes) can leave leases above it, and
-   * new grants would then not see them. Returns how many leases are still above (no room).
-   */
-  async compactSlots(config: NetworkConfig, snapshot: RouteTableSnapshot): Promise<number> {
-    const now = this.deps.clock.now();
-    const room = capacity(config, snapshot);
-    const above = (await this.deps.store.list()).filter((l) => isLive(l, now) && l.slot >= room);
-    if (above.length === 0) return 0;
-    const occupancy = await this.deps.store.occupancy(now);
-    const taken = new Set(occupancy.slots);
-    let stranded = 0;
-    for (const lease of above) {
-      let moved: Lease | undefined;
-      for (let attempt = 0; attempt < 3 && !moved; attempt++) {
-        const slot = chooseSlot({ capacity: room, occupied: taken, random: this.random });
-        if (slot === undefined) break;
-        taken.add(slot);
-        moved = await this.deps.store.moveSlot(lease, slot, now);
-      }
-      if (moved)
-        this.deps.logger?.info('lease moved to a slot within capacity', {
-          ...describe(lease),
-          slot: moved.slot,
-        });
-      else stranded++;
-    }
-    return stranded;
-  }
-
   // ------------------------------------------------------------------ internals
 
   private async context(instanceId: string) {

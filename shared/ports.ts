@@ -51,6 +51,8 @@ export interface Occupancy {
   readonly slots: ReadonlySet<number>;
   /** subnets whose lease has expired: reclaim them (routes first) to reuse them */
   readonly expiredSubnets: ReadonlySet<string>;
+  /** slots blocked by a capacity change (tombstones): no grant can take them */
+  readonly blockedSlots: ReadonlySet<number>;
   /** expired slots and the lease they were taken for */
   readonly expiredSlots: ReadonlyMap<number, { readonly subnet: string; readonly instanceId: string }>;
 }
@@ -90,9 +92,14 @@ export interface LeaseStore {
   delete(lease: Lease, options?: { onlyIfExpiredAt?: Date }): Promise<boolean>;
   /**
    * Moves a live lease to another capacity slot (free, or expired for the same subnet), keeping
-   * subnet, instance and expiry; undefined when the lease changed meanwhile or the slot is taken.
+   * subnet, instance and expiry, and blocks the slot it leaves; undefined when the lease changed
+   * meanwhile or the slot is taken.
    */
   moveSlot(lease: Lease, slot: number, now: Date): Promise<Lease | undefined>;
+  /** Blocks a free slot (a tombstone no grant can take); false when the slot is in use. */
+  blockSlot(slot: number): Promise<boolean>;
+  /** Removes a slot's tombstone; false when it is not blocked. */
+  unblockSlot(slot: number): Promise<boolean>;
   /**
    * Deletes a slot item left behind by an expired lease whose subnet has since been taken over
    * (its route now belongs to the new holder). Only if it is still expired and still that lease's.

@@ -51,6 +51,8 @@ export interface RouteServiceDeps {
   /** the VPC whose route tables vpc-lease manages */
   readonly vpcId: string;
   readonly logger?: RouteServiceLogger;
+  /** re-aligns capacity slots with the refreshed snapshot after a reconcile (SlotKeeper) */
+  readonly slots?: { alignSlots(config: NetworkConfig, snapshot: RouteTableSnapshot): Promise<number> };
 }
 
 export interface EnsureRoutesOptions {
@@ -95,8 +97,10 @@ export class RouteService {
   private readonly clock: Clock;
   private readonly vpcId: string;
   private readonly logger: RouteServiceLogger;
+  private readonly slots: RouteServiceDeps['slots'];
 
   constructor(deps: RouteServiceDeps) {
+    this.slots = deps.slots;
     this.routes = deps.routes;
     this.instances = deps.instances;
     this.store = deps.store;
@@ -385,7 +389,13 @@ export class RouteService {
       }
     }
     try {
-      await this.refreshSnapshot(config, after);
+      const { snapshot } = await this.refreshSnapshot(config, after);
+      const stranded = await this.slots?.alignSlots(config, snapshot);
+      if (stranded) {
+        report.errors.push({
+          message: `${stranded} live lease(s) exceed the route capacity (RouteLimit minus foreign routes); revoke some or raise RouteLimit`,
+        });
+      }
     } catch (error) {
       report.errors.push({ message: `route table snapshot not saved: ${messageOf(error)}` });
     }

@@ -9,6 +9,7 @@ import { ConfigService } from '../config-service.js';
 import { LeaseService } from '../lease-service.js';
 import { type Clock, systemClock } from '../ports.js';
 import { RouteService } from '../route-service.js';
+import { SlotKeeper } from '../slot-keeper.js';
 import { createDynamoDbClient, createEc2Client } from './aws-clients.js';
 import { DynamoDbLeaseStore } from './dynamodb-lease-store.js';
 import { Ec2Instances } from './ec2-instances.js';
@@ -44,6 +45,7 @@ export function createDependencies(
   const store = new DynamoDbLeaseStore(options.dynamo ?? createDynamoDbClient(), environment.tableName);
   const instances = new Ec2Instances(ec2);
   const routeTables = new Ec2RouteTables(ec2);
+  const slots = new SlotKeeper({ store, clock, logger });
   const routes = new RouteService({
     routes: routeTables,
     instances,
@@ -51,6 +53,7 @@ export function createDependencies(
     clock,
     vpcId: environment.vpcId,
     logger,
+    slots,
   });
   const leases = new LeaseService({
     store,
@@ -65,7 +68,7 @@ export function createDependencies(
     store,
     instances,
     routes,
-    slots: leases,
+    slots,
     clock,
     vpcId: environment.vpcId,
   });

@@ -187,6 +187,7 @@ export class DynamoDbLeaseStore implements LeaseStore {
     const slots = new Set<number>();
     const expiredSubnets = new Set<string>();
     const expiredSlots = new Map<number, { subnet: string; instanceId: string }>();
+    const blockedSlots = new Set<number>();
     for await (const item of this.scan('begins_with(pk, :s) OR begins_with(pk, :l)', {
       ':s': 'SUBNET#',
       ':l': 'SLOT#',
@@ -197,13 +198,14 @@ export class DynamoDbLeaseStore implements LeaseStore {
       if (pk.startsWith('SLOT#')) {
         const slot = Number(pk.slice(5));
         slots.add(slot);
-        if (expired) expiredSlots.set(slot, { subnet, instanceId: item.instanceId as string });
+        if (item.blocked === true) blockedSlots.add(slot);
+        else if (expired) expiredSlots.set(slot, { subnet, instanceId: item.instanceId as string });
       } else {
         subnets.add(subnet);
         if (expired) expiredSubnets.add(subnet);
       }
     }
-    return { subnets, slots, expiredSubnets, expiredSlots };
+    return { subnets, slots, expiredSubnets, expiredSlots, blockedSlots };
   }
 
   // ------------------------------------------------------------ writes
@@ -382,9 +384,11 @@ export class DynamoDbLeaseStore implements LeaseStore {
           },
         },
         {
-          Delete: {
+          // The slot left behind is above the capacity: block it, so no grant that read an
+          // older, larger capacity can land there.
+          Put: {
             TableName: this.tableName,
-            Key: { pk: slotKey(lease.slot) },
+            Item: { pk: slotKey(lease.slot), blocked: true },
             ConditionExpression: 'instanceId = :i AND subnet = :s',
             ExpressionAttributeValues: { ':i': lease.instanceId, ':s': subnet },
           },
@@ -403,28 +407,55 @@ export class DynamoDbLeaseStore implements LeaseStore {
     return failed === undefined ? { ...lease, slot } : undefined;
   }
 
+  async blockSlot(slot: number): Promise<boolean> {
+    return this.conditional(
+      new PutCommand({
+        TableName: this.tableName,
+        // no expiresAt: neither "free" nor "expired" in any grant condition, so never taken
+        Item: { pk: slotKey(slot), blocked: true },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  }
+
+  async unblockSlot(slot: number): Promise<boolean> {
+    return this.conditional(
+      new DeleteCommand({
+        TableName: this.tableName,
+        Key: { pk: slotKey(slot) },
+        ConditionExpression: 'blocked = :t',
+        ExpressionAttributeValues: { ':t': true },
+      }),
+    );
+  }
+
   async deleteStaleSlot(
     slot: number,
     holder: { subnet: string; instanceId: string },
     now: Date,
   ): Promise<boolean> {
+    return this.conditional(
+      new DeleteCommand({
+        TableName: this.tableName,
+        Key: { pk: slotKey(slot) },
+        ConditionExpression: 'expiresAt < :now AND instanceId = :i AND subnet = :s',
+        ExpressionAttributeValues: { ':now': now.getTime(), ':i': holder.instanceId, ':s': holder.subnet },
+      }),
+    );
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  /** A single conditional write: true when it happened, false when its condition failed. */
+  private async conditional(command: PutCommand | DeleteCommand): Promise<boolean> {
     try {
-      await this.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: slotKey(slot) },
-          ConditionExpression: 'expiresAt < :now AND instanceId = :i AND subnet = :s',
-          ExpressionAttributeValues: { ':now': now.getTime(), ':i': holder.instanceId, ':s': holder.subnet },
-        }),
-      );
+      await this.send(command);
       return true;
     } catch (error) {
       if (errorName(error) === 'ConditionalCheckFailedException') return false;
       throw error;
     }
   }
-
-  // ------------------------------------------------------------ plumbing
 
   /**
    * Runs a transaction; undefined on success, else the indexes of the items whose

@@ -32,6 +32,7 @@ import { LeaseService } from '../../shared/lease-service.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../../shared/network-config.js';
 import type { Clock } from '../../shared/ports.js';
 import { RouteService } from '../../shared/route-service.js';
+import { SlotKeeper } from '../../shared/slot-keeper.js';
 import { type MotoContext, TEST_REGION } from './aws.js';
 import { quietLogger } from './control-plane.js';
 import {
@@ -187,12 +188,14 @@ export async function createFaultyPlane(
 
   const store = new DynamoDbLeaseStore(dynamo, tableName);
   const instances = new Ec2Instances(ec2);
+  const slots = new SlotKeeper({ store, clock });
   const routes = new RouteService({
     routes: new Ec2RouteTables(ec2),
     instances,
     store,
     clock,
     vpcId: fixture.vpcId,
+    slots,
   });
   const leases = new LeaseService({
     store,
@@ -215,7 +218,7 @@ export async function createFaultyPlane(
   await cleanRoutes.refreshSnapshot(config);
   const foreignBefore = await snapshotForeignRoutes({ ec2: aws.ec2, vpcId: fixture.vpcId, config });
 
-  const configs = new ConfigService({ store, instances, routes, slots: leases, clock, vpcId: fixture.vpcId });
+  const configs = new ConfigService({ store, instances, routes, slots, clock, vpcId: fixture.vpcId });
   const adminService = new AdminService({ store, instances, leases, configs, routes, clock });
   const adminHandler = buildAdminHandler({ admin: adminService, logger: quietLogger });
   const leaseHandler = buildLeaseHandler({ leases, logger: quietLogger });

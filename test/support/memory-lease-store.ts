@@ -24,7 +24,11 @@ interface ClaimItem {
   readonly instanceId: string;
   readonly expiresAt: number;
   readonly slot?: number;
+  /** a tombstone: never free (expiresAt is +Infinity), as the DynamoDB item without expiresAt */
+  readonly blocked?: true;
 }
+
+const BLOCKED: ClaimItem = { subnet: '', instanceId: '', expiresAt: Number.POSITIVE_INFINITY, blocked: true };
 
 export class MemoryLeaseStore implements LeaseStore {
   private config: StoredConfig | undefined;
@@ -95,8 +99,10 @@ export class MemoryLeaseStore implements LeaseStore {
     const expiredSubnets = new Set<string>();
     for (const [key, lease] of this.subnets) if (expired(lease.expiresAt.getTime())) expiredSubnets.add(key);
     const expiredSlots = new Map<number, { subnet: string; instanceId: string }>();
+    const blockedSlots = new Set<number>();
     for (const [slot, item] of this.slots) {
-      if (expired(item.expiresAt))
+      if (item.blocked) blockedSlots.add(slot);
+      else if (expired(item.expiresAt))
         expiredSlots.set(slot, { subnet: item.subnet, instanceId: item.instanceId });
     }
     return {
@@ -104,6 +110,7 @@ export class MemoryLeaseStore implements LeaseStore {
       slots: new Set(this.slots.keys()),
       expiredSubnets,
       expiredSlots,
+      blockedSlots,
     };
   }
 
@@ -167,9 +174,23 @@ export class MemoryLeaseStore implements LeaseStore {
     const stored = this.subnets.get(key);
     if (!stored || stored.instanceId !== lease.instanceId || stored.slot !== lease.slot) return undefined;
     const moved = { ...stored, slot };
-    this.slots.delete(lease.slot);
     this.write(moved);
+    this.slots.set(lease.slot, BLOCKED);
     return moved;
+  }
+
+  async blockSlot(slot: number): Promise<boolean> {
+    this.count('blockSlot');
+    if (this.slots.has(slot)) return false;
+    this.slots.set(slot, BLOCKED);
+    return true;
+  }
+
+  async unblockSlot(slot: number): Promise<boolean> {
+    this.count('unblockSlot');
+    if (!this.slots.get(slot)?.blocked) return false;
+    this.slots.delete(slot);
+    return true;
   }
 
   async deleteStaleSlot(
