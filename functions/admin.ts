@@ -154,7 +154,8 @@ function subnetKeyOf(event: HttpEvent, path: string): string {
 
 /** The query parameters, refusing any not in `allowed` (payload v2 joins repeated ones with commas). */
 function queryOf<K extends string>(event: HttpEvent, allowed: readonly K[]): Partial<Record<K, string>> {
-  const params: Record<string, string> = {};
+  // No prototype: a `__proto__` parameter must be a key like any other (and refused as unknown).
+  const params: Record<string, string> = Object.create(null);
   if (event.queryStringParameters) {
     for (const [key, value] of Object.entries(event.queryStringParameters))
       if (value !== undefined) params[key] = value;

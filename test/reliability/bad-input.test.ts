@@ -829,12 +829,7 @@ describe('bad-input corpus: every hostile request gets a 4xx with a code, change
     expect(log.withStackTraces()).toHaveLength(1);
   });
 
-  // Known gap, reported: functions/admin.ts queryOf copies the parameters into a plain object,
-  // where `params.__proto__ = '1'` sets (here: ignores) the prototype instead of a key, so the
-  // unknown-parameter check never sees it and the request is served (200). Harmless today (a
-  // string cannot become a prototype), but it is the one name the allow-list misses. Remove
-  // `.fails` once queryOf uses Object.create(null) or a Map.
-  it.fails('admin: a __proto__ query parameter is refused like any unknown one', async () => {
+  it('admin: a __proto__ query parameter is refused like any unknown one', async () => {
     const result = await admin(
       operator('GET', '/v1/admin/leases', {
         queryStringParameters: JSON.parse('{"__proto__":"1"}') as Record<string, string>,
