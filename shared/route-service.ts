@@ -189,7 +189,8 @@ export class RouteService {
    * Deletes the lease's route from each table, but only where it still points to this
    * lease's ENI (or instance) or is a blackhole: a newer lease may hold the same subnet
    * by now, and its route is not ours to remove. One Describe (unless `tables` is
-   * given) and one DeleteRoute per table that has such a route.
+   * given) and one DeleteRoute per table that has such a route; before the first, the
+   * lease's route states are recorded pending (markRoutesPending).
    * Throws the first failure after trying every table; the caller keeps the lease then.
    */
   async removeLeaseRoutes(
@@ -207,6 +208,7 @@ export class RouteService {
     const kept: { routeTableId: string; target: string }[] = [];
     let firstError: unknown;
 
+    let marked = false;
     for (const table of described) {
       const route = table.routes.find((r) => sameSubnet(r.destination, lease.subnet));
       if (!route) continue;
@@ -216,6 +218,10 @@ export class RouteService {
           target: route.networkInterfaceId ?? route.instanceId ?? route.otherTarget ?? 'unknown',
         });
         continue;
+      }
+      if (!marked) {
+        await this.markRoutesPending(lease);
+        marked = true;
       }
       try {
         await this.routes.deleteRoute(table.routeTableId, destination);
@@ -429,6 +435,7 @@ export class RouteService {
     const destination = formatCidr(lease.subnet);
     const removed: string[] = [];
     let firstError: unknown;
+    await this.markRoutesPending(lease);
     for (const routeTableId of ids) {
       try {
         await this.routes.deleteRoute(routeTableId, destination);
@@ -442,6 +449,20 @@ export class RouteService {
     // so the retried event (or the reconcile) finds it and tries again.
     if (firstError !== undefined) throw toDomainError('EC2', firstError);
     return removed;
+  }
+
+  /**
+   * Records the lease's routes as pending before any of them is deleted. Should the lease
+   * outlive the removal (its delete fails once the routes are gone), the renewal, which costs
+   * no EC2 call and trusts the stored states, must not answer "active": pending makes it
+   * write the routes back. One conditional write, only when some route is recorded active.
+   */
+  private async markRoutesPending(lease: Lease): Promise<void> {
+    if (!lease.routes.some((r) => r.state === 'active')) return;
+    await this.store.updateRoutes(
+      lease,
+      lease.routes.map((r) => ({ routeTableId: r.routeTableId, state: 'pending' as const })),
+    );
   }
 
   /**

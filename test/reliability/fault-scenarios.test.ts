@@ -291,3 +291,31 @@ describe('a RouteLimit publish that re-slots a lease while the lease is being re
     plane.dispose();
   });
 });
+
+// ---------------------------------------------------------------- routes removed, lease kept
+
+describe('a removal that took the routes but could not delete the lease', () => {
+  it('never lets a renewal answer "active" for the routes it removed', async () => {
+    const { plane, lease } = await leased(await createFaultyPlane(aws, { hosts: 1 }));
+    const host = plane.hosts[0]!;
+    plane.faults.policy = targetedFault(isLeaseDelete, { kind: 'InjectedInternalError', timing: 'before' });
+
+    // e.g. the agent's release on exit: routes deleted, then DynamoDB fails the lease delete
+    const released = await plane.deleteLease(host);
+    expect(released.statusCode).toBe(503);
+    expect(await routesTo(plane, lease.subnet)).toEqual([undefined, undefined]);
+    expect(await itemsOf(plane, host.instanceId)).toHaveLength(3);
+
+    // ...and the agent starts again: its renewal must not say "active" for routes that are gone.
+    plane.faults.policy = undefined;
+    const renewed = await plane.putLease(host);
+    expect(renewed.statusCode).toBe(200);
+    const routes = await routesTo(plane, lease.subnet);
+    (renewed.body as LeaseJson).routes.forEach((r, i) => {
+      if (r.state === 'active')
+        expect(routes[i], `route in ${r.routeTableId} said active`).toBe(host.networkInterfaceId);
+    });
+    await plane.check();
+    plane.dispose();
+  });
+});

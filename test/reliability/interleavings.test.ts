@@ -25,6 +25,7 @@ import { resetMoto } from '../../scripts/lib/moto.js';
 import { formatCidr } from '../../shared/cidr.js';
 import { VpcLeaseError } from '../../shared/errors.js';
 import type { LeaseJson } from '../../shared/http/contract.js';
+import { leasableCount } from '../../shared/network-config.js';
 import { useMotoEc2 } from '../support/ec2-fixtures.js';
 import { type InjectedFault, type InjectedFaultKind, seededFaults } from '../support/faults.js';
 import {
@@ -37,7 +38,11 @@ import {
 import { scanItems } from '../support/invariants.js';
 
 const SOAK = process.env.VPCLEASE_SOAK === '1';
-/** VPCLEASE_RUNS overrides the number of runs; VPCLEASE_SEED (+ VPCLEASE_PATH) replays a failure fast-check reported. */
+/**
+ * VPCLEASE_RUNS overrides the number of runs; VPCLEASE_SEED (+ VPCLEASE_PATH) replays a failure
+ * fast-check reported; VPCLEASE_SHRINK=1 shrinks a failure (slow); VPCLEASE_TALLY=1 prints the
+ * faults injected and the answers seen (always printed in a soak).
+ */
 const RUNS = Number(process.env.VPCLEASE_RUNS ?? (SOAK ? 150 : 20));
 const REPLAY = process.env.VPCLEASE_SEED
   ? {
@@ -191,7 +196,12 @@ const tally = {
   injected: [] as InjectedFault[],
   statuses: new Map<string, number>(),
 };
-const count = (key: string) => tally.statuses.set(key, (tally.statuses.get(key) ?? 0) + 1);
+/** VPCLEASE_TRACE=1: each step, what it was answered and the faults it met (to read a replayed failure). */
+const TRACE = process.env.VPCLEASE_TRACE === '1';
+const count = (key: string) => {
+  tally.statuses.set(key, (tally.statuses.get(key) ?? 0) + 1);
+  if (TRACE) console.info(`    -> ${key}`);
+};
 
 /** Throws unless `error` is an error a caller can act on: a domain error that is not a bug (5xx other than 503). */
 function expectActionable(error: unknown, what: string): void {
@@ -226,6 +236,26 @@ async function enisRoutedIn(world: World): Promise<Set<string>> {
 }
 
 /**
+ * A 409 must be true: RouteLimitExceeded only when every capacity slot is held (by a live
+ * lease, or an expired one whose route could not be reclaimed), SubnetsExhausted only when
+ * every leasable subnet is.
+ */
+async function expectTruthfulRefusal(world: World, code: string | undefined): Promise<void> {
+  const items = await scanItems({ client: aws.dynamo, tableName: world.tableName });
+  if (code === 'RouteLimitExceeded') {
+    const capacity = world.config.backend.routeLimit - FOREIGN_IN_FULLEST;
+    const held = items.filter((i) => i.pk.startsWith('SLOT#') && Number(i.pk.slice(5)) < capacity);
+    expect(held.length, `RouteLimitExceeded with ${held.length} of ${capacity} slots held`).toBe(capacity);
+  } else {
+    const held = items.filter((i) => i.pk.startsWith('SUBNET#'));
+    expect(
+      held.length,
+      `SubnetsExhausted with ${held.length} of ${leasableCount(world.config)} subnets held`,
+    ).toBe(leasableCount(world.config));
+  }
+}
+
+/**
  * Runs one step. `alone` = no other step runs meanwhile: then what the step answered can
  * be checked against the state it left.
  */
@@ -234,6 +264,7 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
     case 'acquire': {
       const h = world.hosts[s.host]!;
       const previous = s.previous === undefined ? undefined : `10.244.${s.previous + 1}.0/24`;
+      const injectedBefore = world.faults.injected.length;
       const res = await world.turnstile.run(`acquire#${s.host}`, () =>
         world.putLease(h, { privateIp: h.privateIp, ...(previous ? { previousSubnet: previous } : {}) }),
       );
@@ -246,6 +277,10 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       if (res.statusCode === 403)
         expect(h.state, `403 for a running host: ${error?.message}`).not.toBe('running');
       if (res.statusCode === 409) expect(['RouteLimitExceeded', 'SubnetsExhausted']).toContain(error?.code);
+      const ec2SaidFull = world.faults.injected
+        .slice(injectedBefore)
+        .some((f) => f.kind === 'InjectedRouteLimitExceeded');
+      if (res.statusCode === 409 && alone && !ec2SaidFull) await expectTruthfulRefusal(world, error?.code);
       const lease = res.statusCode === 200 ? (res.body as LeaseJson) : undefined;
       if (lease) {
         expect(lease.instanceId).toBe(h.instanceId);
@@ -377,8 +412,17 @@ async function runScenario(settings: RunSettings, steps: readonly Step[]): Promi
     tally.runs++;
     for (const s of steps) {
       tally.steps++;
-      if (s.op === 'together') await Promise.all(s.steps.map((one) => runStep(world, one, false)));
-      else await runStep(world, s, true);
+      const injected = world.faults.injected.length;
+      if (TRACE) console.info(`step ${JSON.stringify(s)}`);
+      try {
+        if (s.op === 'together') await Promise.all(s.steps.map((one) => runStep(world, one, false)));
+        else await runStep(world, s, true);
+      } finally {
+        if (TRACE) {
+          for (const f of world.faults.injected.slice(injected))
+            console.info(`    fault ${f.operation ?? '-'} ${f.service} ${f.command} ${f.kind} ${f.timing}`);
+        }
+      }
       await world.check();
     }
 
@@ -406,6 +450,7 @@ async function runScenario(settings: RunSettings, steps: readonly Step[]): Promi
 
 describe('random interleavings with injected faults (fast-check, moto)', () => {
   afterAll(() => {
+    if (!SOAK && process.env.VPCLEASE_TALLY !== '1') return;
     const byKind = new Map<string, number>();
     for (const f of tally.injected) {
       const key = `${f.service} ${f.command} ${f.kind} ${f.timing}`;
