@@ -116,20 +116,13 @@ const simpleStep: fc.Arbitrary<SimpleStep> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.constant({ op: 'reconcile' as const }) },
 );
-/**
- * What may run concurrently: everything but a RouteLimit publish, whose race with a grant is
- * a known bug (route-limit.test.ts, 'RouteLimit lowered by an operator while a host joins').
- * VPCLEASE_RACY_PUBLISH=1 lets publishes run concurrently too.
- */
-const concurrentStep =
-  process.env.VPCLEASE_RACY_PUBLISH === '1' ? simpleStep : simpleStep.filter((s) => s.op !== 'publish');
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: simpleStep },
   {
     weight: 1,
     arbitrary: fc.record({
       op: fc.constant('together' as const),
-      steps: fc.array(concurrentStep, { minLength: 2, maxLength: 4 }),
+      steps: fc.array(simpleStep, { minLength: 2, maxLength: 4 }),
     }),
   },
 );

@@ -115,6 +115,20 @@ describe('checkInvariants (findViolations on hand-made states)', () => {
     expect(found).toContainEqual(expect.stringMatching(/^3: live SLOT#7 is outside the capacity 0-2/));
   });
 
+  it('3: accepts tombstones above the capacity, reports malformed slot items and, settled, tombstones below it', () => {
+    const above = { pk: 'SLOT#5', blocked: true };
+    expect(violations({ items: [...good.items, above] }, true)).toEqual([]);
+    const below = { pk: 'SLOT#2', blocked: true };
+    expect(violations({ items: [...good.items, below] })).toEqual([]);
+    expect(violations({ items: [...good.items, below] }, true)).toEqual([
+      expect.stringMatching(/^settled: SLOT#2 is blocked below the capacity 3/),
+    ]);
+    const forever = { pk: 'SLOT#2', subnet: '10.244.9.0/24', instanceId: A };
+    expect(violations({ items: [...good.items, forever] })).toEqual([
+      expect.stringMatching(/^3: SLOT#2 is neither a lease's claim nor a tombstone/),
+    ]);
+  });
+
   it('4: reports a foreign route changed, removed or added, in any table', () => {
     const changed: ObservedTable = {
       ...good.tables[0]!,

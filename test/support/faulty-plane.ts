@@ -213,6 +213,7 @@ export async function createFaultyPlane(
     store: cleanStore,
     clock,
     vpcId: fixture.vpcId,
+    slots: new SlotKeeper({ store: cleanStore, clock }),
   });
   await cleanStore.putConfig(config, undefined, clock.now());
   await cleanRoutes.refreshSnapshot(config);

@@ -9,7 +9,8 @@
  *      names it back);
  *   2. an instance holds at most one live lease;
  *   3. live leases (and live slots) per table in scope <= RouteLimit - foreign routes of
- *      that table, and every live slot number < that capacity;
+ *      that table, and every live slot number < that capacity; every SLOT item is a lease's
+ *      claim or a tombstone (a slot a capacity change blocked);
  *   4. every route vpc-lease does not own is exactly as it was (compared with a snapshot
  *      taken before the run), in every table of the VPC, in scope or not.
  *
@@ -17,7 +18,8 @@
  * Network with an ENI/instance target is a live lease's route to its holder's ENI; every
  * live lease has its route, active, in every table in scope, with its states stored as
  * active and its ENI's source/destination check off; no live lease is held by a dead
- * instance; and each table holds at most RouteLimit routes.
+ * instance; each table holds at most RouteLimit routes; and no tombstone blocks a slot below
+ * the capacity (room lost).
  */
 import {
   DescribeInstancesCommand,
@@ -383,6 +385,21 @@ export function findViolations(
     const n = Number(slot.pk.slice('SLOT#'.length));
     if (!(Number.isInteger(n) && n >= 0 && n < capacity))
       violations.push(`3: live ${slot.pk} is outside the capacity 0-${capacity - 1}`);
+  }
+  // A SLOT item is a lease's claim (subnet, holder, expiry) or a tombstone ({blocked: true}, a
+  // slot a capacity change took out of use). Anything else never expires: capacity lost for good.
+  for (const item of state.items) {
+    if (!item.pk.startsWith('SLOT#')) continue;
+    const claim =
+      typeof item.expiresAt === 'number' &&
+      typeof item.subnet === 'string' &&
+      typeof item.instanceId === 'string';
+    const tombstone = item.blocked === true && item.expiresAt === undefined && item.subnet === undefined;
+    if (!claim && !tombstone)
+      violations.push(`3: ${item.pk} is neither a lease's claim nor a tombstone: ${JSON.stringify(item)}`);
+    if (tombstone && input.settled && Number(item.pk.slice('SLOT#'.length)) < capacity) {
+      violations.push(`settled: ${item.pk} is blocked below the capacity ${capacity}: room lost`);
+    }
   }
 
   // -- 4: foreign routes untouched, in every table of the VPC
