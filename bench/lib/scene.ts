@@ -1,0 +1,85 @@
+/**
+ * A fresh control plane on moto for one benchmark run: moto wiped, the seed guide's VPC
+ * (with a /20 for the hosts, so a thousand fit), `tables` route tables in scope (each with
+ * the local route and 0.0.0.0/0 -> igw: two foreign routes), `hosts` launched instances, a
+ * new lease table and a published config. The services are wired as createDependencies
+ * wires them for the Lambdas.
+ */
+import { randomUUID } from 'node:crypto';
+import { CreateRouteCommand, CreateRouteTableCommand } from '@aws-sdk/client-ec2';
+import { resetMoto } from '../../scripts/lib/moto.js';
+import { ensureTable, type LaunchedInstance, launchInstances, seedVpc } from '../../scripts/lib/seed.js';
+import { createDependencies, type Dependencies } from '../../shared/adapters/dependencies.js';
+import type { CoreLogger } from '../../shared/adapters/observability.js';
+import { type NetworkConfig, parseNetworkConfig } from '../../shared/network-config.js';
+import type { BenchAws } from './aws.js';
+
+export const silentLogger: CoreLogger = { info() {}, warn() {}, error() {} };
+
+export interface SceneOptions {
+  hosts: number;
+  /** route tables in scope (Backend.RouteTableID); default 1 */
+  tables?: number;
+  /** the flannel network config, without Backend.RouteTableID (filled in) */
+  network: { Network: string; SubnetLen?: number; RouteLimit: number };
+}
+
+export interface Scene {
+  readonly vpcId: string;
+  readonly tableName: string;
+  readonly routeTableIds: readonly string[];
+  readonly hosts: readonly LaunchedInstance[];
+  readonly config: NetworkConfig;
+  readonly leaseTtlSeconds: number;
+  /** services on the counted clients of `aws` */
+  readonly deps: Dependencies;
+}
+
+/** RunInstances per call; moto answers a few hundred at a time comfortably. */
+const LAUNCH_BATCH = 250;
+
+export async function freshScene(aws: BenchAws, options: SceneOptions): Promise<Scene> {
+  await Promise.all([resetMoto(aws.endpoints.dynamo), resetMoto(aws.endpoints.ec2)]);
+  const { ec2, dynamo } = aws.setup;
+  const vpc = await seedVpc(ec2, {
+    name: `vpc-lease-bench-${randomUUID().slice(0, 8)}`,
+    subnetCidr: '10.0.0.0/20',
+  });
+  const routeTableIds = [vpc.routeTableId];
+  for (let i = 1; i < (options.tables ?? 1); i++) {
+    const table = await ec2.send(new CreateRouteTableCommand({ VpcId: vpc.vpcId }));
+    const id = table.RouteTable!.RouteTableId!;
+    await ec2.send(
+      new CreateRouteCommand({
+        RouteTableId: id,
+        DestinationCidrBlock: '0.0.0.0/0',
+        GatewayId: vpc.internetGatewayId,
+      }),
+    );
+    routeTableIds.push(id);
+  }
+  const hosts: LaunchedInstance[] = [];
+  while (hosts.length < options.hosts) {
+    const count = Math.min(LAUNCH_BATCH, options.hosts - hosts.length);
+    hosts.push(...(await launchInstances(ec2, vpc.subnetId, count)));
+  }
+  const tableName = `vpc-lease-bench-${randomUUID().slice(0, 8)}`;
+  await ensureTable(dynamo, tableName);
+
+  const leaseTtlSeconds = 86_400;
+  const deps = createDependencies({
+    environment: { tableName, vpcId: vpc.vpcId, leaseTtlSeconds },
+    dynamo: aws.dynamo,
+    ec2: aws.ec2,
+    logger: silentLogger,
+  });
+  const config = parseNetworkConfig({
+    Network: options.network.Network,
+    ...(options.network.SubnetLen ? { SubnetLen: options.network.SubnetLen } : {}),
+    Backend: { Type: 'aws-vpc', RouteTableID: routeTableIds, RouteLimit: options.network.RouteLimit },
+  });
+  await deps.store.putConfig(config, undefined, deps.clock.now());
+  // The route-table snapshot a deployed stack holds after `config set` or a reconcile.
+  await deps.routes.refreshSnapshot(config);
+  return { vpcId: vpc.vpcId, tableName, routeTableIds, hosts, config, leaseTtlSeconds, deps };
+}

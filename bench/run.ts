@@ -1,0 +1,182 @@
+/**
+ * `npm run bench`: the lease storm, throttled convergence and cold starts against
+ * moto_servers started here (and stopped at the end, on error and on Ctrl-C); prints the
+ * tables and writes docs/benchmarks.md. BENCH_QUICK=1 is a smoke run that writes nothing.
+ * Exit status 1 when an invariant failed (the report is still written).
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type MotoServer, startMoto } from '../scripts/lib/moto.js';
+import { STRATEGIES } from '../shared/allocator.js';
+import { benchAws, useFakeCredentials } from './lib/aws.js';
+import { REPO_ROOT } from './lib/cold-start.js';
+import { runColdStarts } from './lib/cold-start-suite.js';
+import { type ConvergenceResult, runConvergence } from './lib/convergence.js';
+import { describeMachine, loadAverage } from './lib/machine.js';
+import {
+  type BenchPlan,
+  type BenchResults,
+  coldStartTable,
+  collectProblems,
+  convergenceTable,
+  packagingTable,
+  renderReport,
+  STRATEGY_LABELS,
+  stormRatioTable,
+  stormTable,
+} from './lib/report.js';
+import { freshScene } from './lib/scene.js';
+import { runStorm, type StormResult } from './lib/storm.js';
+import { seconds } from './lib/table.js';
+
+const numbers = (text: string | undefined, fallback: readonly number[]): number[] =>
+  text ? text.split(',').map((n) => Number(n.trim())) : [...fallback];
+const number = (text: string | undefined, fallback: number): number => (text ? Number(text) : fallback);
+
+function planFromEnvironment(env: NodeJS.ProcessEnv): BenchPlan {
+  const quick = env.BENCH_QUICK === '1';
+  const plan: BenchPlan = {
+    quick,
+    stormNs: numbers(env.BENCH_STORM_N, quick ? [20] : [50, 200, 400]),
+    strategies: ['random', 'lowest', 'flannel'],
+    concurrency: number(env.BENCH_CONCURRENCY, 50),
+    timeBoxSeconds: number(env.BENCH_TIME_BOX, quick ? 15 : 25),
+    untimedUpTo: 50,
+    oursLimitSeconds: number(env.BENCH_OURS_LIMIT, quick ? 120 : 480),
+    storm: { network: '10.128.0.0/12', subnetLen: 24, routeLimit: 1000 },
+    convergence: {
+      ns: numbers(env.BENCH_CONVERGENCE_N, quick ? [30] : [100, 300]),
+      tables: 2,
+      timeScale: number(env.BENCH_TIME_SCALE, 2),
+    },
+    coldRuns: number(env.BENCH_COLD_RUNS, quick ? 1 : 5),
+  };
+  const capacity = plan.storm.routeLimit - 2;
+  for (const n of [...plan.stormNs, ...plan.convergence.ns]) {
+    if (!Number.isInteger(n) || n < 1 || n > capacity)
+      throw new Error(`N=${n}: each N must be a whole number from 1 to ${capacity} (the route capacity).`);
+  }
+  return plan;
+}
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+async function main(): Promise<number> {
+  useFakeCredentials();
+  const plan = planFromEnvironment(process.env);
+  const startedAt = new Date();
+  const started = performance.now();
+  const loadBefore = loadAverage();
+  const servers: MotoServer[] = [];
+  let stopping: Promise<void> | undefined;
+  const stopAll = () => (stopping ??= Promise.all(servers.map((s) => s.stop())).then(() => undefined));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`\n${signal}: stopping moto`);
+      void stopAll().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    servers.push(...(await Promise.all([startMoto(), startMoto()])));
+    const [dynamoServer, ec2Server] = servers as [MotoServer, MotoServer];
+    const aws = benchAws({ dynamo: dynamoServer.endpoint, ec2: ec2Server.endpoint });
+    try {
+      const storm: StormResult[] = [];
+      for (const n of plan.stormNs) {
+        for (const name of plan.strategies) {
+          const scene = await freshScene(aws, {
+            hosts: n,
+            network: {
+              Network: plan.storm.network,
+              SubnetLen: plan.storm.subnetLen,
+              RouteLimit: plan.storm.routeLimit,
+            },
+          });
+          const ours = name === 'random';
+          const result = await runStorm({
+            aws,
+            scene,
+            strategyName: name,
+            strategy: STRATEGIES[name as keyof typeof STRATEGIES],
+            concurrency: plan.concurrency,
+            // Small storms run to the end for every strategy, so their ratios are exact.
+            timeBoxSeconds: ours || n <= plan.untimedUpTo ? plan.oursLimitSeconds : plan.timeBoxSeconds,
+          });
+          storm.push(result);
+          log(
+            `storm N=${n} ${STRATEGY_LABELS[name]}: ${result.granted}/${n} leases in ${seconds(result.wallMs)} s, ` +
+              `${result.transactionsPerLease.toFixed(2)} TransactWriteItems/lease${result.problems.length ? ` — ${result.problems.join('; ')}` : ''}`,
+          );
+        }
+      }
+
+      const convergence: ConvergenceResult[] = [];
+      for (const n of plan.convergence.ns) {
+        const scene = await freshScene(aws, {
+          hosts: n,
+          tables: plan.convergence.tables,
+          network: {
+            Network: plan.storm.network,
+            SubnetLen: plan.storm.subnetLen,
+            RouteLimit: plan.storm.routeLimit,
+          },
+        });
+        const result = await runConvergence({
+          aws,
+          scene,
+          timeScale: plan.convergence.timeScale,
+          deadlineSeconds: 3600,
+        });
+        convergence.push(result);
+        log(
+          `convergence N=${n}: every route after ${result.routesCompleteSeconds.toFixed(1)} s (floor ${result.floorSeconds} s), ` +
+            `${seconds(result.wallMs)} s on the wall clock${result.problems.length ? ` — ${result.problems.join('; ')}` : ''}`,
+        );
+      }
+
+      log('cold starts...');
+      const coldStart = await runColdStarts(aws, plan.coldRuns);
+
+      const results: BenchResults = {
+        machine: describeMachine(),
+        startedAt,
+        totalMs: performance.now() - started,
+        loadBefore,
+        loadAfter: loadAverage(),
+        storm,
+        convergence,
+        coldStart,
+      };
+      log(`\n## Lease storm\n\n${stormTable(storm)}\n\n${stormRatioTable(storm)}`);
+      log(`\n## Throttled convergence (AWS seconds)\n\n${convergenceTable(convergence)}`);
+      log(`\n## Cold start (medians)\n\n${coldStartTable(coldStart)}\n\n${packagingTable(coldStart)}`);
+      const { problems, warnings } = collectProblems(results);
+      for (const w of warnings) log(`warning: ${w}`);
+      for (const p of problems) log(`FAILED: ${p}`);
+      log(`\nTotal: ${(results.totalMs / 60_000).toFixed(1)} min`);
+
+      const output =
+        process.env.BENCH_OUTPUT ?? (plan.quick ? '-' : join(REPO_ROOT, 'docs', 'benchmarks.md'));
+      if (output !== '-') {
+        await writeFile(output, renderReport(plan, results));
+        log(`wrote ${output}`);
+      }
+      return problems.length === 0 ? 0 : 1;
+    } finally {
+      aws.destroy();
+    }
+  } finally {
+    await stopAll();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(
+      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);

@@ -1,0 +1,65 @@
+/**
+ * A small lease storm through the benchmark's own code (bench/lib/storm.ts), so that
+ * `npm test` catches a broken bench and the invariants the bench reports: N hosts joining
+ * at once get N distinct subnets, each with its route, within DESIGN.md's EC2 budget.
+ * Timings are the bench's business, never asserted here.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { benchAws, useFakeCredentials } from '../../bench/lib/aws.js';
+import { freshScene } from '../../bench/lib/scene.js';
+import { runStorm, type StormResult } from '../../bench/lib/storm.js';
+import { type MotoServer, startMoto } from '../../scripts/lib/moto.js';
+import { STRATEGIES } from '../../shared/allocator.js';
+
+const N = 20;
+
+describe('bench smoke: a storm of 20 simultaneous joins with our allocation strategy (moto)', () => {
+  let moto: MotoServer;
+  let aws: ReturnType<typeof benchAws>;
+  let result: StormResult;
+
+  beforeAll(async () => {
+    useFakeCredentials();
+    moto = await startMoto();
+    aws = benchAws({ dynamo: moto.endpoint, ec2: moto.endpoint });
+    const scene = await freshScene(aws, {
+      hosts: N,
+      network: { Network: '10.128.0.0/12', SubnetLen: 24, RouteLimit: 1000 },
+    });
+    result = await runStorm({
+      aws,
+      scene,
+      strategyName: 'random',
+      strategy: STRATEGIES.random,
+      concurrency: N,
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    aws?.destroy();
+    await moto?.stop();
+  });
+
+  it('grants every host a lease, no subnet twice, and reports no problem', () => {
+    expect(result.problems).toEqual([]);
+    expect(result.granted).toBe(N);
+    expect(result.distinctSubnets).toBe(N);
+  });
+
+  it('writes each lease its route, to the lease ENI, before answering', () => {
+    expect(result.routesExpected).toBe(N * result.tables);
+    expect(result.routesCorrect).toBe(result.routesExpected);
+  });
+
+  it('keeps every granting PUT within the EC2 budget of #tables + 2', () => {
+    expect(result.ec2Budget).toBe(result.tables + 2);
+    expect(result.ec2MaxPerGrantingPut).toBeLessThanOrEqual(result.ec2Budget);
+    expect(result.ec2PerLease).toBeLessThanOrEqual(result.ec2Budget);
+  });
+
+  it('needs two TransactWriteItems per lease at least (grant + route states) and counts them', () => {
+    expect(result.transactionsPerLease).toBeGreaterThanOrEqual(2);
+    expect(result.grantAttemptsPerLease).toBeGreaterThanOrEqual(1);
+    expect(result.calls['DynamoDB.TransactWriteItems']).toBeGreaterThanOrEqual(2 * N);
+  });
+});
