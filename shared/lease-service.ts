@@ -398,9 +398,12 @@ export class LeaseService {
   ): Promise<Lease> {
     let outcome: Awaited<ReturnType<LeaseRouteWriter['ensureLeaseRoutes']>>;
     try {
+      // Only the tables still missing the route: a retried PUT after a throttle spends no
+      // mutation on routes already written.
+      const active = new Set(lease.routes.filter((r) => r.state === 'active').map((r) => r.routeTableId));
       outcome = await this.deps.routes.ensureLeaseRoutes(lease, config, {
         sourceDestCheck: nic.sourceDestCheck,
-        routeTableIds: snapshot.tables.map((t) => t.routeTableId),
+        routeTableIds: snapshot.tables.map((t) => t.routeTableId).filter((id) => !active.has(id)),
       });
     } catch (error) {
       if (error instanceof RouteLimitExceededError) {

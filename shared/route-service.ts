@@ -164,6 +164,12 @@ export class RouteService {
       for (const id of options.routeTableIds) if (states.get(id) !== 'active') states.set(id, 'pending');
     } else {
       for (const routeTableId of options.routeTableIds) {
+        if (firstError) {
+          // Throttled or unavailable once: each further call would back off as long again and
+          // could outlast the function's timeout. Leave the rest pending for the retry/reconcile.
+          if (states.get(routeTableId) !== 'active') states.set(routeTableId, 'pending');
+          continue;
+        }
         try {
           await this.writeRoute(routeTableId, destination, lease.networkInterfaceId);
           states.set(routeTableId, 'active');

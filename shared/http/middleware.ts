@@ -66,6 +66,23 @@ export function httpErrors(options: { logger: Logger }): MiddlewareObj<HttpEvent
       request.response = json(error.status, body, headers);
       return;
     }
+    if ((error as Error | undefined)?.name === 'TimeoutError') {
+      // middy's timeoutEarly: AWS calls outlasted the function's time. Nothing half-done is
+      // lost (a lease stays with pending routes), so the caller should simply come back.
+      options.logger.warn('request timed out', { error: error as Error });
+      request.response = json(
+        503,
+        {
+          error: {
+            code: 'ServiceUnavailable',
+            message:
+              'AWS answered too slowly to finish this request in time; nothing was lost. Retry shortly.',
+          },
+        } satisfies ErrorJson,
+        { 'retry-after': '5' },
+      );
+      return;
+    }
     options.logger.error('unhandled error', { error: error as Error });
     request.response = json(500, {
       error: {
@@ -85,7 +102,9 @@ export function httpHandler(
   deps: { logger: Logger; metrics?: Metrics | undefined },
   route: (event: HttpEvent) => Promise<HttpResult>,
 ) {
-  const chain = middy<HttpEvent, HttpResult, Error, Context>()
+  // Give up a second before Lambda's timeout, so the caller gets a 503 it can retry rather
+  // than API Gateway's bare 503/504 (see the TimeoutError branch of httpErrors).
+  const chain = middy<HttpEvent, HttpResult, Error, Context>({ timeoutEarlyInMillis: 1000 })
     .use(injectLambdaContext(deps.logger, { resetKeys: true }))
     .use(httpErrors({ logger: deps.logger }));
   if (deps.metrics) chain.use(logMetrics(deps.metrics));
