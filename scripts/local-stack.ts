@@ -7,7 +7,6 @@
 import { OFFLINE_AUTHORIZER_HEADER, offlineIdentityHeader } from '../shared/http/contract.js';
 import {
   DEFAULT_NETWORK_CONFIG,
-  LOCAL_REGION,
   LOCAL_TABLE_NAME,
   type LocalStack,
   LocalStackStartError,
@@ -71,8 +70,6 @@ async function main(): Promise<void> {
   const hostHeader = offlineIdentityHeader(host!.instanceId)[OFFLINE_AUTHORIZER_HEADER]!;
   const operatorHeader = operatorHeaders()[OFFLINE_AUTHORIZER_HEADER]!;
   const { apiUrl, motoEndpoint, lambdaEndpoint, vpc } = stack;
-  // moto accepts any credentials; the AWS CLI still wants some, and a region
-  const cliEnv = `AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=${LOCAL_REGION}`;
 
   console.log(`
 vpc-lease local stack is up (stage local; nothing runs in AWS)
@@ -95,19 +92,17 @@ A host is running: ${host!.instanceId}, private IP ${host!.privateIp}. Lease it 
 
   (the header stands in for the IAM authorizer: the session name is the instance id)
 
-As an operator:
+As an operator (or: npx vpc-lease --local leases | routes | config get | reconcile):
 
   curl -sS ${apiUrl}/v1/admin/leases -H ${shellQuote(`${OFFLINE_AUTHORIZER_HEADER}: ${operatorHeader}`)}
 
-More hosts:
+More hosts (each printed with the agent command that leases it a subnet):
 
-  AWS_ENDPOINT_URL=${motoEndpoint} ${cliEnv} \\
-    aws ec2 run-instances --image-id ami-12c6146b --instance-type t3.micro --subnet-id ${vpc.subnetId}
+  npm run hosts -- 3
 
-Run the reconcile now:
+Invoke a function directly, e.g. the scheduled reconcile:
 
-  ${cliEnv} \\
-    aws lambda invoke --endpoint-url ${lambdaEndpoint} --function-name vpc-lease-local-reconcile /dev/stdout
+  curl -sS -X POST ${lambdaEndpoint}/2015-03-31/functions/vpc-lease-local-reconcile/invocations -d '{}'
 
 Handlers rebuild when functions/ or shared/ change. Ctrl-C stops everything.
 `);

@@ -272,6 +272,8 @@ function spawnOffline(args: {
     AWS_SECRET_ACCESS_KEY: 'local',
     VPC_ID: args.vpcId,
     TABLE_NAME: LOCAL_TABLE_NAME,
+    // Node 20 here, nodejs22.x in Lambda: the SDK's notice about it is noise locally
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     // serverless.yml reads these
     VPCLEASE_API_PORT: String(args.ports.api),
     VPCLEASE_LAMBDA_PORT: String(args.ports.lambda),

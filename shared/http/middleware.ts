@@ -6,7 +6,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy, { type MiddlewareObj, type Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import {
@@ -107,7 +106,15 @@ export function httpHandler(
   const chain = middy<HttpEvent, HttpResult, Error, Context>({ timeoutEarlyInMillis: 1000 })
     .use(injectLambdaContext(deps.logger, { resetKeys: true }))
     .use(httpErrors({ logger: deps.logger }));
-  if (deps.metrics) chain.use(logMetrics(deps.metrics));
+  const { metrics } = deps;
+  if (metrics) {
+    // Flush what the request recorded; a request that recorded nothing publishes nothing
+    // (Powertools' logMetrics would warn about the empty set on every such request).
+    const flush = async () => {
+      if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    };
+    chain.use({ after: flush, onError: flush });
+  }
   return chain.handler(route);
 }
 

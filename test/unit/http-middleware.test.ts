@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { describe, expect, it, vi } from 'vitest';
 import { RouteLimitExceededError } from '../../shared/errors.js';
 import { httpHandler, json } from '../../shared/http/middleware.js';
 import { quietLogger } from '../support/control-plane.js';
@@ -42,5 +43,21 @@ describe('the HTTP middy chain', () => {
     const handler = httpHandler({ logger: quietLogger }, async () => json(200, { ok: true }));
     const res = await handler(event(), lambdaContext());
     expect(res).toMatchObject({ statusCode: 200, body: '{"ok":true}' });
+  });
+
+  it('publishes the metrics a request recorded, and nothing for a request that recorded none', async () => {
+    const metrics = new Metrics({ namespace: 'VpcLeaseTest', serviceName: 'test' });
+    const publish = vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
+    const handler = httpHandler({ logger: quietLogger, metrics }, async (e) => {
+      if (e.rawPath === '/v1/lease') metrics.addMetric('LeasesGranted', MetricUnit.Count, 1);
+      return json(200, {});
+    });
+    await handler(event(), lambdaContext());
+    expect(publish).not.toHaveBeenCalled();
+    await handler(
+      httpEvent({ method: 'PUT', path: '/v1/lease', userArn: hostArn('i-0123456789abcdef0') }),
+      lambdaContext(),
+    );
+    expect(publish).toHaveBeenCalledTimes(1);
   });
 });
