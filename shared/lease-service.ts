@@ -417,11 +417,16 @@ export class LeaseService {
     if (outcome.error !== undefined && outcome.error !== null) {
       // The lease stays (routes `pending`); the host's retry of PUT /v1/lease or the reconcile finishes it.
       this.deps.logger?.warn('routes left pending', { ...describe(lease), error: String(outcome.error) });
-      if (outcome.error instanceof VpcLeaseError && outcome.error.status === 503) throw outcome.error;
+      // The adapter's own message ("nothing was changed") is not true here: say what was kept.
+      const cause = outcome.error;
+      const retryAfter = (cause as { retryAfterSeconds?: number }).retryAfterSeconds ?? 5;
+      const why =
+        cause instanceof VpcLeaseError && cause.code === 'Throttled' ? 'EC2 is throttling' : 'EC2 failed';
       throw new ServiceUnavailableError(
-        `The lease on ${formatCidr(lease.subnet)} is kept, but its route could not be written yet; retry PUT /v1/lease.`,
-        5,
-        { cause: outcome.error },
+        `The lease on ${formatCidr(lease.subnet)} is kept, but ${why} and its route is not written yet; ` +
+          `retry PUT /v1/lease after ${retryAfter} s (the reconcile also finishes it).`,
+        retryAfter,
+        { cause },
       );
     }
     return outcome.lease ?? { ...lease, routes: [...outcome.routes] };

@@ -110,6 +110,9 @@ describe('a write that took effect while its caller saw a failure', () => {
 
     expect(first.statusCode).toBe(503);
     expect(first.body?.error?.code).toBe('ServiceUnavailable');
+    // says what is true: the lease was kept, only its route is missing
+    expect(first.body?.error?.message).toMatch(/lease on 10\.244\.\d+\.0\/24 is kept.*retry PUT \/v1\/lease/);
+    expect(first.body?.error?.message).not.toMatch(/nothing was changed/);
     const kept = await plane.cleanStore.getByInstance(host.instanceId);
     expect(kept).toBeDefined();
     expect(kept!.routes.some((r) => r.state === 'pending')).toBe(true);
