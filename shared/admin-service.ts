@@ -21,7 +21,7 @@ import {
 export interface AdminServiceDeps {
   store: Pick<LeaseStore, 'list' | 'getBySubnet'>;
   instances: Pick<InstancePort, 'describeInstances'>;
-  leases: { revoke(subnet: Cidr): Promise<Lease | undefined> };
+  leases: { revoke(subnet: Cidr): Promise<{ lease: Lease; config: NetworkConfig } | undefined> };
   configs: {
     get(): Promise<StoredConfig>;
     publish(input: unknown, options?: { expectedVersion?: number }): Promise<StoredConfig>;
@@ -84,10 +84,9 @@ export class AdminService {
 
   /** Removes the lease's routes from every table, then the lease; NotFound when none. */
   async revoke(subnet: Cidr): Promise<{ lease: Lease; config: NetworkConfig }> {
-    const { config } = await this.deps.configs.get();
-    const lease = await this.deps.leases.revoke(subnet);
-    if (!lease) throw noLease(subnet);
-    return { lease, config };
+    const revoked = await this.deps.leases.revoke(subnet);
+    if (!revoked) throw noLease(subnet);
+    return revoked;
   }
 
   /**

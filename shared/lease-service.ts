@@ -174,8 +174,8 @@ export class LeaseService {
     return lease;
   }
 
-  /** Admin revoke: routes first, then the lease. */
-  async revoke(subnet: Cidr): Promise<Lease | undefined> {
+  /** Admin revoke: routes first, then the lease. Returns the lease and the config it was cut from. */
+  async revoke(subnet: Cidr): Promise<{ lease: Lease; config: NetworkConfig } | undefined> {
     const lease = await this.deps.store.getBySubnet(subnet);
     if (!lease) return undefined;
     const { config } = await this.getConfig();
@@ -185,7 +185,7 @@ export class LeaseService {
       subnet: formatCidr(lease.subnet),
       instanceId: lease.instanceId,
     });
-    return lease;
+    return { lease, config };
   }
 
   /** An expired lease: routes first, then the lease, and only if it is still expired. */
