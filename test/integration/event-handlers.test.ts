@@ -10,19 +10,10 @@ import { buildReconcileHandler } from '../../functions/reconcile.js';
 import { formatCidr } from '../../shared/cidr.js';
 import { useMoto } from '../support/aws.js';
 import { type ControlPlane, createControlPlane, quietLogger } from '../support/control-plane.js';
-import { lambdaContext } from '../support/events.js';
+import { instanceStateEvent, lambdaContext } from '../support/events.js';
 
-const stateChange = (instanceId: string, state: string, id = `evt-${state}`): InstanceStateEvent => ({
-  version: '0',
-  id,
-  'detail-type': 'EC2 Instance State-change Notification',
-  source: 'aws.ec2',
-  account: '123456789012',
-  time: new Date().toISOString(),
-  region: 'us-east-1',
-  resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${instanceId}`],
-  detail: { 'instance-id': instanceId, state },
-});
+const stateChange = (instanceId: string, state: string, id = `evt-${state}`): InstanceStateEvent =>
+  instanceStateEvent(instanceId, state, id);
 
 describe('instanceState and reconcile functions through the middy chain (moto)', () => {
   const aws = useMoto();

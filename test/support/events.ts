@@ -56,6 +56,40 @@ export function httpEvent(options: {
   } as HttpEvent;
 }
 
+/** EventBridge's "EC2 Instance State-change Notification" for one instance. */
+export function instanceStateEvent(
+  instanceId: string,
+  state: string,
+  id = `evt-${Math.random().toString(36).slice(2)}`,
+) {
+  return {
+    version: '0',
+    id,
+    'detail-type': 'EC2 Instance State-change Notification' as const,
+    source: 'aws.ec2',
+    account: '123456789012',
+    time: new Date().toISOString(),
+    region: 'us-east-1',
+    resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${instanceId}`],
+    detail: { 'instance-id': instanceId as unknown, state: state as unknown },
+  };
+}
+
+/** The scheduler's event for the reconcile (rate 5 minutes). */
+export function scheduledEvent() {
+  return {
+    version: '0',
+    id: `evt-${Math.random().toString(36).slice(2)}`,
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '123456789012',
+    time: new Date().toISOString(),
+    region: 'us-east-1',
+    resources: ['arn:aws:events:us-east-1:123456789012:rule/vpc-lease-reconcile'],
+    detail: {},
+  };
+}
+
 export const lambdaContext = (functionName = 'vpc-lease-test'): Context =>
   ({
     callbackWaitsForEmptyEventLoop: false,
