@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT_OK, HostAgent } from '../../agent/agent.js';
 import { Backoff } from '../../agent/backoff.js';
-import type { Clock } from '../../agent/clock.js';
+import { type Clock, systemClock } from '../../agent/clock.js';
 import { checkLease, type LeaseApi } from '../../agent/lease-api.js';
 import type { Logger as AgentLogger } from '../../agent/log.js';
 import { readSubnetEnv } from '../../agent/subnet-env.js';
@@ -95,17 +95,7 @@ function agentClock(clock: ScaledClock): Clock {
   const epoch = Date.now();
   return {
     now: () => epoch + clock.seconds() * 1000,
-    sleep: (ms, signal) =>
-      new Promise<void>((resolve) => {
-        if (signal?.aborted) return resolve();
-        const done = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', done);
-          resolve();
-        };
-        const timer = setTimeout(done, Math.max(0, ms) / clock.timeScale);
-        signal?.addEventListener('abort', done, { once: true });
-      }),
+    sleep: (ms, signal) => systemClock.sleep(Math.max(0, ms) / clock.timeScale, signal),
   };
 }
 
