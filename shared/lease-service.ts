@@ -45,13 +45,7 @@ export interface LeaseRouteWriter {
 }
 
 export interface LeaseServiceOptions {
-  store: LeaseStore & {
-    getLeaseContext?(instanceId: string): Promise<{
-      config: StoredConfig | undefined;
-      snapshot: RouteTableSnapshot | undefined;
-      instanceSubnet: string | undefined;
-    }>;
-  };
+  store: LeaseStore;
   instances: InstancePort;
   routes: LeaseRouteWriter;
   clock: Clock;
@@ -203,28 +197,13 @@ export class LeaseService {
 
   // ------------------------------------------------------------------ internals
 
+  /** Config, route-table snapshot and the caller's lease: one batched read plus one get. */
   private async context(instanceId: string) {
     const { store } = this.deps;
-    let config: StoredConfig | undefined;
-    let snapshot: RouteTableSnapshot | undefined;
-    let existing: Lease | undefined;
-    if (store.getLeaseContext) {
-      const ctx = await store.getLeaseContext(instanceId);
-      config = ctx.config;
-      snapshot = ctx.snapshot;
-      if (ctx.instanceSubnet) {
-        const lease = await store.getBySubnet(parseCidr(ctx.instanceSubnet));
-        existing = lease?.instanceId === instanceId ? lease : undefined;
-      }
-    } else {
-      [config, snapshot, existing] = await Promise.all([
-        store.getConfig(),
-        store.getRouteTableSnapshot(),
-        store.getByInstance(instanceId),
-      ]);
-    }
+    const { config, snapshot, instanceSubnet } = await store.getLeaseContext(instanceId);
     if (!config) throw new ConfigMissingError();
-    return { config, snapshot, existing };
+    const lease = instanceSubnet ? await store.getBySubnet(parseCidr(instanceSubnet)) : undefined;
+    return { config, snapshot, existing: lease?.instanceId === instanceId ? lease : undefined };
   }
 
   private expiry(now: Date): Date {

@@ -65,6 +65,15 @@ export interface LeaseStore {
   getRouteTableSnapshot(): Promise<RouteTableSnapshot | undefined>;
   putRouteTableSnapshot(snapshot: RouteTableSnapshot): Promise<void>;
 
+  /**
+   * What PUT /v1/lease needs first, in one round trip: the config, the route-table snapshot
+   * and the subnet the instance's claim points to (its lease is then read by subnet).
+   */
+  getLeaseContext(instanceId: string): Promise<{
+    config: StoredConfig | undefined;
+    snapshot: RouteTableSnapshot | undefined;
+    instanceSubnet: string | undefined;
+  }>;
   /** The instance's lease, live or expired (strongly consistent). */
   getByInstance(instanceId: string): Promise<Lease | undefined>;
   /** The lease on a subnet, live or expired (strongly consistent). */

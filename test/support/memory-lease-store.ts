@@ -69,6 +69,15 @@ export class MemoryLeaseStore implements LeaseStore {
     this.snapshot = snapshot;
   }
 
+  async getLeaseContext(instanceId: string) {
+    this.count('getLeaseContext');
+    return {
+      config: this.config,
+      snapshot: this.snapshot,
+      instanceSubnet: this.instances.get(instanceId)?.subnet,
+    };
+  }
+
   async getByInstance(instanceId: string): Promise<Lease | undefined> {
     this.count('getByInstance');
     const claim = this.instances.get(instanceId);
