@@ -65,8 +65,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     readInput: (source) => readInput(source, io.stdin ?? process.stdin, stderr),
   };
   try {
-    await command.run(context);
-    return ExitCode.Ok;
+    return ((await command.run(context)) ?? ExitCode.Ok) as ExitCode;
   } catch (error) {
     return reportFailure(error, {
       stderr,

@@ -4,6 +4,7 @@
  * the right bucket.
  */
 import { ApiError } from '../shared/http/api-client.js';
+import { EtcdRequestError, EtcdUnavailableError } from './etcd.js';
 
 export const ExitCode = {
   Ok: 0,
@@ -14,8 +15,10 @@ export const ExitCode = {
   NotFound: 3,
   /** 409: RouteLimitExceeded, SubnetsExhausted, Conflict */
   Conflict: 4,
-  /** the API or AWS behind it is unavailable: 5xx, 429, timeout, connection refused; worth retrying */
+  /** the API, AWS behind it, or (import) etcd is unavailable: 5xx, 429, timeout, connection refused; worth retrying */
   Unavailable: 5,
+  /** import: the registry was read and the import ran (or was planned), but some flannel leases were skipped */
+  Skipped: 6,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -26,7 +29,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage error: bad flags or arguments, unreadable file, no API URL, region or credentials
   3  not found (404)
   4  conflict (409): RouteLimitExceeded, SubnetsExhausted, Conflict
-  5  API or AWS unavailable (5xx, 429, timeout, connection refused): retry later`;
+  5  API or AWS unavailable (5xx, 429, timeout, connection refused), or etcd unreachable: retry later
+  6  import: some flannel leases were (or, without --apply, would be) skipped; the rest went through`;
 
 /** A mistake in the invocation, found before any request is sent. */
 export class UsageError extends Error {
@@ -47,6 +51,8 @@ export function exitCodeForStatus(status: number): ExitCode {
 export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof UsageError) return ExitCode.Usage;
   if (error instanceof ApiError) return exitCodeForStatus(error.status);
+  if (error instanceof EtcdUnavailableError) return ExitCode.Unavailable;
+  if (error instanceof EtcdRequestError) return ExitCode.Refused;
   if (isMissingCredentials(error)) return ExitCode.Usage;
   return ExitCode.Refused;
 }

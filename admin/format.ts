@@ -4,6 +4,8 @@
  * `--json` output bypasses all of this and prints the API's JSON as is (see `formatJson`).
  */
 import type {
+  ImportEntryJson,
+  ImportReportJson,
   LeaseJson,
   LeaseRouteJson,
   ReconcileReportJson,
@@ -206,6 +208,79 @@ export function formatReconcileReport(report: ReconcileReportJson): string {
       ].join('\n'),
     );
   }
+  return `${parts.join('\n\n')}\n`;
+}
+
+const ROUTE_VERBS = { keep: 'keep route', repoint: 're-point route', create: 'create route' } as const;
+
+/** `adopt (keep route)`, `adopted (re-point route)`, `unchanged`, `skip: no-instance`. */
+function importAction(entry: ImportEntryJson): string {
+  if (entry.action === 'skip') return `skip: ${entry.reason?.code ?? 'unknown'}`;
+  if (entry.action === 'unchanged') return 'unchanged';
+  const verbs = [...new Set(entry.routes.map((r) => ROUTE_VERBS[r.action]))];
+  const pending = entry.pendingRouteTableIds?.length ? ', routes pending' : '';
+  return verbs.length === 0 ? entry.action : `${entry.action} (${verbs.join(', ')}${pending})`;
+}
+
+/** The current target of the subnet's route: one table, the target; several, per table. */
+function importTargets(entry: ImportEntryJson): string {
+  if (entry.routes.length === 0) return '-';
+  if (entry.routes.length === 1) return entry.routes[0]!.target ?? 'none';
+  return entry.routes.map((r) => `${r.routeTableId}=${r.target ?? 'none'}`).join(' ');
+}
+
+/** The plan (or what was done) of `vpc-lease import`, one row per flannel lease, reasons below. */
+export function formatImportReport(report: ImportReportJson): string {
+  const { summary } = report;
+  const parts: string[] = [
+    report.applied
+      ? 'Imported the flannel registry.'
+      : 'Dry run: nothing was changed. Run again with --apply to adopt the leases marked "adopt".',
+  ];
+  const network = String(report.config.value.Network ?? '');
+  parts.push(
+    report.config.action === 'matches'
+      ? `Network config: the registry's matches the published one (${network}).`
+      : report.config.action === 'publish'
+        ? `Network config: none is published; the registry's (${network}) would be.`
+        : `Network config: published from the registry (${network}).`,
+  );
+  if (report.leases.length === 0) parts.push('The registry holds no subnet leases.');
+  else {
+    parts.push(
+      formatTable(
+        [
+          { header: 'SUBNET' },
+          { header: 'PUBLIC IP' },
+          { header: 'INSTANCE' },
+          { header: 'ENI' },
+          { header: 'ROUTE TARGET' },
+          { header: 'ACTION' },
+        ],
+        report.leases.map((entry) => [
+          entry.subnet,
+          entry.publicIp ?? '-',
+          entry.instanceId ?? '-',
+          entry.networkInterfaceId ?? '-',
+          importTargets(entry),
+          importAction(entry),
+        ]),
+      ),
+    );
+  }
+  const skipped = report.leases.filter((entry) => entry.action === 'skip');
+  if (skipped.length > 0) {
+    parts.push(
+      [
+        'Skipped (left to flannel; see docs/migration.md, "Hosts that miss the window"):',
+        ...skipped.map((entry) => `  ${entry.subnet}: ${entry.reason?.code}: ${entry.reason?.message}`),
+      ].join('\n'),
+    );
+  }
+  const counts = report.applied
+    ? `${summary.adopted} adopted, ${summary.unchanged} unchanged, ${summary.skipped} skipped.`
+    : `${summary.adopt} to adopt, ${summary.unchanged} unchanged, ${summary.skipped} to skip.`;
+  parts.push(counts);
   return `${parts.join('\n\n')}\n`;
 }
 

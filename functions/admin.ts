@@ -16,6 +16,7 @@ import {
   type LeaseListJson,
   type RouteUsageJson,
 } from '../shared/http/contract.js';
+import { importResultToJson, MAX_IMPORT_BODY_BYTES, parseImportRequest } from '../shared/http/import.js';
 import { leaseToJson } from '../shared/http/mappers.js';
 import {
   callerArn,
@@ -27,11 +28,14 @@ import {
   jsonObjectBody,
   routeOf,
 } from '../shared/http/middleware.js';
+import type { ImportService } from '../shared/import-service.js';
 import { toFlannelJson } from '../shared/network-config.js';
 import type { StoredConfig } from '../shared/ports.js';
 
 export interface AdminHandlerDependencies {
   admin: AdminService;
+  /** POST /v1/admin/import; the Lambda always has it, tests of the other routes may leave it out */
+  imports?: Pick<ImportService, 'import'>;
   logger: Logger;
   metrics?: Metrics;
 }
@@ -44,6 +48,7 @@ const METHODS: Record<string, readonly string[]> = {
   [ADMIN_PATHS.routes]: ['GET'],
   [ADMIN_PATHS.config]: ['GET', 'PUT'],
   [ADMIN_PATHS.reconcile]: ['POST'],
+  [ADMIN_PATHS.import]: ['POST'],
 };
 
 export function buildAdminHandler(deps: AdminHandlerDependencies) {
@@ -108,12 +113,22 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
         });
         return json(200, report);
       }
+      case `POST ${ADMIN_PATHS.import}`: {
+        if (!deps.imports) throw new Error('the import service is not wired into this admin handler');
+        const body = jsonObjectBody(event, { required: true, maxBytes: MAX_IMPORT_BODY_BYTES });
+        const report = importResultToJson(await deps.imports.import(parseImportRequest(body!)));
+        deps.logger.info(report.applied ? 'flannel registry imported' : 'flannel registry import planned', {
+          ...report.summary,
+          config: report.config.action,
+        });
+        return json(200, report);
+      }
       default: {
         const allowed = METHODS[template];
         if (allowed) throw new MethodNotAllowedError(`${path} answers ${allowed.join(', ')}, not ${method}.`);
         throw new NotFoundError(
           `No admin route ${method} ${path}: see /v1/admin/leases, /v1/admin/leases/{subnet}, ` +
-            '/v1/admin/routes, /v1/admin/config, /v1/admin/reconcile.',
+            '/v1/admin/routes, /v1/admin/config, /v1/admin/reconcile, /v1/admin/import.',
         );
       }
     }
@@ -123,9 +138,9 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
 }
 
 export const handler = lazyHandler(() => {
-  const { store, instances, leases, configs, routes, clock } = createDependencies();
+  const { store, instances, leases, configs, routes, imports, clock } = createDependencies();
   const admin = new AdminService({ store, instances, leases, configs, routes, clock });
-  return buildAdminHandler({ admin, logger, metrics });
+  return buildAdminHandler({ admin, imports, logger, metrics });
 });
 
 // ---------------------------------------------------------------- HTTP mapping

@@ -50,26 +50,8 @@ export class ConfigService {
    * 409 for one that would strand live leases or one published concurrently by someone else.
    */
   async publish(input: unknown, options: { expectedVersion?: number } = {}): Promise<StoredConfig> {
-    const config = parseNetworkConfig(input);
-    const { store, instances, routes, clock, vpcId } = this.deps;
-
-    // Traffic to the VPC's own addresses must never be routed to a host's ENI.
-    const vpcCidrs = await instances.describeVpcCidrs(vpcId);
-    for (const text of vpcCidrs) {
-      if (overlaps(config.network, parseCidr(text))) {
-        throw new ValidationError(
-          `Network ${formatCidr(config.network)} overlaps ${text}, a CIDR block of ${vpcId}; choose a range outside the VPC (e.g. 10.244.0.0/16 for a VPC in 10.0.0.0/16).`,
-        );
-      }
-    }
-
-    // Also proves each listed route table exists in the VPC (the adapter refuses unknown ones).
-    const tables = await routes.tablesInScope(config);
-    if (tables.length === 0) {
-      throw new ValidationError(
-        `${vpcId} has no route table in scope of Backend.RouteTableID; nothing could be routed.`,
-      );
-    }
+    const { config, tables } = await this.validate(input);
+    const { store, routes, clock } = this.deps;
 
     const current = await store.getConfig();
     const now = clock.now();
@@ -102,6 +84,35 @@ export class ConfigService {
     const stored = await store.putConfig(config, expected, now);
     await routes.refreshSnapshot(config, tables);
     return stored;
+  }
+
+  /**
+   * The checks of a publish that need no lease (400 ValidationError): the config itself, no
+   * overlap with the VPC, at least one route table in scope. Writes nothing; the import's
+   * dry run asks this of a registry's config it would publish.
+   */
+  async validate(input: unknown): Promise<{ config: NetworkConfig; tables: RouteTable[] }> {
+    const config = parseNetworkConfig(input);
+    const { instances, routes, vpcId } = this.deps;
+
+    // Traffic to the VPC's own addresses must never be routed to a host's ENI.
+    const vpcCidrs = await instances.describeVpcCidrs(vpcId);
+    for (const text of vpcCidrs) {
+      if (overlaps(config.network, parseCidr(text))) {
+        throw new ValidationError(
+          `Network ${formatCidr(config.network)} overlaps ${text}, a CIDR block of ${vpcId}; choose a range outside the VPC (e.g. 10.244.0.0/16 for a VPC in 10.0.0.0/16).`,
+        );
+      }
+    }
+
+    // Also proves each listed route table exists in the VPC (the adapter refuses unknown ones).
+    const tables = await routes.tablesInScope(config);
+    if (tables.length === 0) {
+      throw new ValidationError(
+        `${vpcId} has no route table in scope of Backend.RouteTableID; nothing could be routed.`,
+      );
+    }
+    return { config, tables };
   }
 
   private refuseStranding(

@@ -170,6 +170,11 @@ export interface InstanceInfo {
 export interface InstancePort {
   /** Instances that exist (unknown ids are left out, not an error), in one paginated Describe. */
   describeInstances(instanceIds: readonly string[]): Promise<InstanceInfo[]>;
+  /**
+   * Instances of the VPC whose primary private IP is one of `privateIps` (any state; paginated,
+   * one Describe per 200 addresses). An address no instance holds is simply left out.
+   */
+  findByPrivateIps(vpcId: string, privateIps: readonly string[]): Promise<InstanceInfo[]>;
   disableSourceDestCheck(networkInterfaceId: string): Promise<void>;
   /** Every IPv4 CIDR block associated with the VPC. */
   describeVpcCidrs(vpcId: string): Promise<string[]>;

@@ -37,5 +37,7 @@ export interface Command {
   readonly summary: string;
   /** the body of `--help`: what it does, what it prints, examples */
   readonly description: string;
-  run(context: CommandContext): Promise<void>;
+  /** resolves to an exit code when success is not plain 0 (import: 6 when leases were skipped) */
+  // biome-ignore lint/suspicious/noConfusingVoidType: most commands return nothing and exit 0
+  run(context: CommandContext): Promise<void | number>;
 }

@@ -6,6 +6,7 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConfigService } from '../config-service.js';
+import { ImportService } from '../import-service.js';
 import { LeaseService } from '../lease-service.js';
 import { type Clock, systemClock } from '../ports.js';
 import { RouteService } from '../route-service.js';
@@ -25,6 +26,7 @@ export interface Dependencies {
   routes: RouteService;
   leases: LeaseService;
   configs: ConfigService;
+  imports: ImportService;
   clock: Clock;
   logger: CoreLogger;
 }
@@ -72,5 +74,15 @@ export function createDependencies(
     clock,
     vpcId: environment.vpcId,
   });
-  return { environment, store, instances, routeTables, routes, leases, configs, clock, logger };
+  const imports = new ImportService({
+    store,
+    instances,
+    routes,
+    configs,
+    clock,
+    vpcId: environment.vpcId,
+    leaseTtlSeconds: environment.leaseTtlSeconds,
+    logger,
+  });
+  return { environment, store, instances, routeTables, routes, leases, configs, imports, clock, logger };
 }

@@ -6,6 +6,7 @@ import {
   DescribeInstancesCommand,
   DescribeVpcsCommand,
   type EC2Client,
+  type Filter,
   type Instance,
   ModifyNetworkInterfaceAttributeCommand,
 } from '@aws-sdk/client-ec2';
@@ -39,29 +40,51 @@ export class Ec2Instances implements InstancePort {
     const found = new Map<string, InstanceInfo>();
     for (let start = 0; start < unique.length; start += IDS_PER_FILTER) {
       const chunk = unique.slice(start, start + IDS_PER_FILTER);
-      let nextToken: string | undefined;
-      do {
-        const page = await this.ec2
-          .send(
-            new DescribeInstancesCommand({
-              Filters: [{ Name: 'instance-id', Values: chunk }],
-              MaxResults: PAGE_SIZE,
-              NextToken: nextToken,
-            }),
-          )
-          .catch((error: unknown) => {
-            throw toDomainError('EC2', error);
-          });
-        for (const reservation of page.Reservations ?? []) {
-          for (const instance of reservation.Instances ?? []) {
-            const info = toInstanceInfo(instance);
-            if (info) found.set(info.instanceId, info);
-          }
-        }
-        nextToken = page.NextToken || undefined;
-      } while (nextToken);
+      for (const info of await this.describePages([{ Name: 'instance-id', Values: chunk }]))
+        found.set(info.instanceId, info);
     }
     return unique.flatMap((id) => found.get(id) ?? []);
+  }
+
+  /**
+   * `private-ip-address` matches an instance's primary private IP, the address flannel's
+   * aws-vpc backend published as PublicIP (the IP of its default-route interface). EC2 also
+   * has `network-interface.addresses.private-ip-address` for secondary addresses, which
+   * moto does not implement; a host registered under a secondary address is reported
+   * as not found rather than guessed.
+   */
+  async findByPrivateIps(vpcId: string, privateIps: readonly string[]): Promise<InstanceInfo[]> {
+    const unique = [...new Set(privateIps)];
+    const found = new Map<string, InstanceInfo>();
+    for (let start = 0; start < unique.length; start += IDS_PER_FILTER) {
+      const chunk = unique.slice(start, start + IDS_PER_FILTER);
+      const filters: Filter[] = [
+        { Name: 'vpc-id', Values: [vpcId] },
+        { Name: 'private-ip-address', Values: chunk },
+      ];
+      for (const info of await this.describePages(filters)) found.set(info.instanceId, info);
+    }
+    return [...found.values()];
+  }
+
+  private async describePages(filters: Filter[]): Promise<InstanceInfo[]> {
+    const found: InstanceInfo[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.ec2
+        .send(new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE_SIZE, NextToken: nextToken }))
+        .catch((error: unknown) => {
+          throw toDomainError('EC2', error);
+        });
+      for (const reservation of page.Reservations ?? []) {
+        for (const instance of reservation.Instances ?? []) {
+          const info = toInstanceInfo(instance);
+          if (info) found.push(info);
+        }
+      }
+      nextToken = page.NextToken || undefined;
+    } while (nextToken);
+    return found;
   }
 
   async disableSourceDestCheck(networkInterfaceId: string): Promise<void> {

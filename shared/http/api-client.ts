@@ -104,7 +104,7 @@ export class ApiClient {
   async request<T>(
     method: 'GET' | 'PUT' | 'POST' | 'DELETE',
     path: string,
-    options: { body?: unknown; query?: Record<string, string | undefined> } = {},
+    options: { body?: unknown; query?: Record<string, string | undefined>; timeoutMs?: number } = {},
   ): Promise<ApiResponse<T>> {
     const url = new URL(
       path.replace(/^\//, ''),
@@ -150,7 +150,7 @@ export class ApiClient {
         method,
         headers,
         ...(body !== undefined ? { body } : {}),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+        signal: AbortSignal.timeout(options.timeoutMs ?? this.options.timeoutMs ?? 10_000),
       });
     } catch (error) {
       const reason = error instanceof Error && error.name === 'TimeoutError' ? 'timed out' : 'failed';

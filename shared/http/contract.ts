@@ -13,6 +13,7 @@ export const ADMIN_PATHS = {
   routes: '/v1/admin/routes',
   config: '/v1/admin/config',
   reconcile: '/v1/admin/reconcile',
+  import: '/v1/admin/import',
 } as const;
 
 /** Request body of PUT /v1/lease. */
@@ -72,6 +73,62 @@ export interface ReconcileReportJson {
   errors: { subnet?: string; routeTableId?: string; message: string }[];
   /** per table in scope, after the changes */
   usage?: RouteTableUsageJson[];
+}
+
+/** One `<prefix>/subnets/<key>` of a flannel registry, in the body of POST /v1/admin/import. */
+export interface FlannelLeaseJson {
+  /** the key's last segment, as flannel writes it: "10.244.7.0-24" */
+  key: string;
+  /** the key's value: flannel's {"PublicIP","PublicIPv6","BackendType","BackendData"} */
+  value: unknown;
+  /** seconds left on the key's etcd lease; null when the key is on no lease */
+  ttlSeconds: number | null;
+}
+
+/** Request body of POST /v1/admin/import. */
+export interface ImportRequestJson {
+  /** false: answer the plan and change nothing */
+  apply: boolean;
+  /** the registry's `<prefix>/config`; null or absent when it has none */
+  config?: unknown;
+  leases: FlannelLeaseJson[];
+}
+
+export type ImportSkipCodeJson =
+  | 'malformed'
+  | 'expired'
+  | 'not-aws-vpc'
+  | 'outside-network'
+  | 'no-instance'
+  | 'instance-not-running'
+  | 'duplicate-host'
+  | 'subnet-leased'
+  | 'instance-leased'
+  | 'foreign-route'
+  | 'route-capacity';
+
+export interface ImportEntryJson {
+  /** "10.244.7.0/24"; the raw key when it is not a subnet */
+  subnet: string;
+  publicIp: string | null;
+  ttlSeconds: number | null;
+  instanceId: string | null;
+  networkInterfaceId: string | null;
+  /** per route table in scope: the current target (null: no route) and what the import does with it */
+  routes: { routeTableId: string; target: string | null; action: 'keep' | 'repoint' | 'create' }[];
+  /** adopt (dry run), adopted, unchanged (already this instance's lease) or skip */
+  action: 'adopt' | 'adopted' | 'unchanged' | 'skip';
+  reason?: { code: ImportSkipCodeJson; message: string };
+  /** tables whose route is not written yet (EC2 throttled); the reconcile finishes them */
+  pendingRouteTableIds?: string[];
+}
+
+export interface ImportReportJson {
+  applied: boolean;
+  /** matches: the registry agrees with the published config; publish(ed): there was none, the registry's is (was) published */
+  config: { action: 'matches' | 'publish' | 'published'; value: Record<string, unknown> };
+  leases: ImportEntryJson[];
+  summary: { adopt: number; adopted: number; unchanged: number; skipped: number };
 }
 
 export interface ErrorJson {

@@ -146,21 +146,22 @@ export function callerArn(event: HttpEvent): string {
 }
 
 /**
- * Parses a JSON object body: 413 over MAX_BODY_BYTES (before parsing), 415 for a
+ * Parses a JSON object body: 413 over MAX_BODY_BYTES or `maxBytes` (before parsing), 415 for a
  * non-JSON content type, 400 for malformed JSON or a non-object. Nothing is written
  * before this passes.
  */
 export function jsonObjectBody(
   event: HttpEvent,
-  options: { required: boolean },
+  options: { required: boolean; maxBytes?: number },
 ): Record<string, unknown> | undefined {
+  const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
   const raw = event.body;
   if (raw === undefined || raw === null || raw === '') {
     if (options.required) throw new ValidationError('Request body required: a JSON object.');
     return undefined;
   }
   const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
+  if (Buffer.byteLength(text, 'utf8') > maxBytes) throw new PayloadTooLargeError(maxBytes);
   const contentType = headerValue(event, 'content-type');
   if (contentType !== undefined && !/^application\/(.+\+)?json\s*(;|$)/i.test(contentType)) {
     throw new UnsupportedMediaTypeError(`Content-Type must be application/json, not ${clip(contentType)}.`);

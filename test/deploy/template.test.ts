@@ -266,6 +266,7 @@ describe('the CloudFormation template (serverless package, offline)', () => {
           admin('GET /v1/admin/config'),
           admin('PUT /v1/admin/config'),
           admin('POST /v1/admin/reconcile'),
+          admin('POST /v1/admin/import'),
         ]),
       );
       expect(routes).toHaveLength(10);
@@ -432,6 +433,7 @@ describe('the CloudFormation template (serverless package, offline)', () => {
             executeApi('PUT/v1/admin/config'),
             executeApi('DELETE/v1/admin/leases/*'),
             executeApi('POST/v1/admin/reconcile'),
+            executeApi('POST/v1/admin/import'),
           ],
         },
       ]);

@@ -305,6 +305,32 @@ describe('Ec2Instances (against moto)', () => {
     expect(aws.counter.calls.get('EC2.DescribeInstances')).toBe(2);
   });
 
+  it('finds the instances of the VPC by private IP, leaving out unknown addresses and other VPCs', async () => {
+    const fixture = await createNetworkFixture(aws.ec2, { tables: 1 });
+    const other = await createNetworkFixture(aws.ec2, { tables: 1 });
+    const [a, b, stopped] = await launchHosts(aws.ec2, fixture, 3);
+    const [elsewhere] = await launchHosts(aws.ec2, other);
+    await aws.ec2.send(new StopInstancesCommand({ InstanceIds: [stopped!.instanceId] }));
+    aws.counter.reset();
+    const infos = await port().findByPrivateIps(fixture.vpcId, [
+      a!.privateIp,
+      stopped!.privateIp,
+      elsewhere!.privateIp,
+      '10.0.250.250',
+    ]);
+    expect(infos.map((i) => [i.instanceId, i.state]).sort()).toEqual(
+      [
+        [a!.instanceId, 'running'],
+        [stopped!.instanceId, 'stopped'],
+      ].sort(),
+    );
+    expect(infos.find((i) => i.instanceId === a!.instanceId)?.networkInterfaces).toEqual([
+      { networkInterfaceId: a!.networkInterfaceId, privateIps: [a!.privateIp], sourceDestCheck: true },
+    ]);
+    expect(infos.some((i) => i.instanceId === b!.instanceId)).toBe(false);
+    expect(aws.counter.calls.get('EC2.DescribeInstances')).toBe(1);
+  });
+
   it('disables the source/destination check of an ENI', async () => {
     const fixture = await createNetworkFixture(aws.ec2, { tables: 1 });
     const [host] = await launchHosts(aws.ec2, fixture);

@@ -1,0 +1,741 @@
+/**
+ * Migration from flannel (POST /v1/admin/import): adopts the leases of a live flannel
+ * registry in place. Each flannel lease whose PublicIP is the private IP of a running
+ * instance of the VPC becomes that instance's lease on the *same* subnet, so hosts keep
+ * their container addresses; its route is kept when it already reaches the host and
+ * re-pointed when it is owned-shaped. Everything else is reported with a reason and left
+ * alone. The dry run computes the same plan and writes nothing; a second apply finds every
+ * lease already adopted and changes nothing.
+ *
+ * Invariants 1-3 rest on the lease store's atomic grant, as for PUT /v1/lease; invariants
+ * 4-5 on `routeStanding`, the one place this service decides whether a route is owned.
+ */
+import { chooseSlot, type Random } from './allocator.js';
+import { type Cidr, CidrError, equals, formatCidr, isIp, overlaps, parseSubnetKey } from './cidr.js';
+import { ConflictError, RouteLimitExceededError, ValidationError } from './errors.js';
+import { isLive, type Lease, type LeaseRoute } from './lease.js';
+import {
+  isLeasable,
+  leasableCount,
+  leasableIndex,
+  type NetworkConfig,
+  parseNetworkConfig,
+  toFlannelJson,
+} from './network-config.js';
+import type {
+  Clock,
+  InstanceInfo,
+  InstancePort,
+  LeaseStore,
+  NetworkInterface,
+  Occupancy,
+  RouteEntry,
+  RouteTable,
+  StoredConfig,
+} from './ports.js';
+import { capacity, parseDestination, pointsTo, routeTableSnapshot } from './route-planner.js';
+
+// ---------------------------------------------------------------- the domain of an import
+
+/** One `<prefix>/subnets/<key>` of the registry, as read from etcd. */
+export interface FlannelLeaseRecord {
+  /** the key's last segment, as flannel writes it: `10.244.7.0-24` */
+  readonly key: string;
+  /** the key's value (flannel's LeaseAttrs JSON, parsed by the reader); judged here */
+  readonly value: unknown;
+  /** seconds left on the key's etcd lease; null for a key on no lease (a flannel reservation) */
+  readonly ttlSeconds: number | null;
+}
+
+export interface ImportRequest {
+  /** false: compute the plan and write nothing */
+  readonly apply: boolean;
+  /** `<prefix>/config`, parsed; undefined when the registry has none */
+  readonly config: unknown;
+  readonly leases: readonly FlannelLeaseRecord[];
+}
+
+export type ImportSkipCode =
+  | 'malformed'
+  | 'expired'
+  | 'not-aws-vpc'
+  | 'outside-network'
+  | 'no-instance'
+  | 'instance-not-running'
+  | 'duplicate-host'
+  | 'subnet-leased'
+  | 'instance-leased'
+  | 'foreign-route'
+  | 'route-capacity';
+
+/** keep: the route already reaches the host; repoint: ReplaceRoute to its ENI; create: no route yet. */
+export type ImportRouteAction = 'keep' | 'repoint' | 'create';
+
+export interface ImportRoute {
+  readonly routeTableId: string;
+  /** the route's current target (ENI, instance, or another target), undefined when there is none */
+  readonly target: string | undefined;
+  readonly action: ImportRouteAction;
+}
+
+export interface ImportEntry {
+  readonly key: string;
+  readonly subnet: Cidr | undefined;
+  readonly publicIp: string | undefined;
+  readonly ttlSeconds: number | null;
+  readonly instanceId?: string;
+  readonly networkInterfaceId?: string;
+  /** per table in scope; empty for entries skipped before their routes were looked at */
+  readonly routes: readonly ImportRoute[];
+  /**
+   * adopt: the dry run would adopt it; adopted: the apply did; unchanged: the instance already
+   * holds this subnet (an earlier import, or its agent); skip: left alone, see `reason`.
+   */
+  readonly outcome: 'adopt' | 'adopted' | 'unchanged' | 'skip';
+  readonly reason?: { readonly code: ImportSkipCode; readonly message: string };
+  /** after an apply: tables whose route EC2 has not written yet (throttled); the reconcile finishes them */
+  readonly pendingRouteTableIds?: readonly string[];
+}
+
+export interface ImportResult {
+  readonly applied: boolean;
+  readonly config: NetworkConfig;
+  /** matches: a config was published and the registry's agrees; publish(ed): there was none */
+  readonly configAction: 'matches' | 'publish' | 'published';
+  /** in subnet order (unreadable keys last) */
+  readonly entries: readonly ImportEntry[];
+}
+
+export interface ImportServiceDeps {
+  store: Pick<LeaseStore, 'getConfig' | 'list' | 'occupancy' | 'grant' | 'getByInstance' | 'delete'>;
+  instances: Pick<InstancePort, 'findByPrivateIps'>;
+  routes: {
+    tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
+    ensureLeaseRoutes(
+      lease: Lease,
+      config: NetworkConfig,
+      options: { sourceDestCheck: boolean; routeTableIds: readonly string[] },
+    ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: unknown }>;
+  };
+  configs: {
+    validate(input: unknown): Promise<{ config: NetworkConfig }>;
+    publish(input: unknown): Promise<StoredConfig>;
+  };
+  clock: Clock;
+  /** the VPC this control plane manages: only its instances can adopt a lease */
+  vpcId: string;
+  leaseTtlSeconds: number;
+  random?: Random;
+  logger?: { info(message: string, extra?: object): void; warn(message: string, extra?: object): void };
+}
+
+/** Adoptions run side by side, a few at a time: one grant and at most #tables EC2 calls each. */
+const PARALLEL_ADOPTIONS = 4;
+/** Grant attempts per adoption; only a lost capacity slot is retried. */
+const MAX_GRANT_ATTEMPTS = 4;
+
+export class ImportService {
+  private readonly random: Random;
+
+  constructor(private readonly deps: ImportServiceDeps) {
+    this.random = deps.random ?? Math.random;
+  }
+
+  async import(request: ImportRequest): Promise<ImportResult> {
+    const { config, configAction } = await this.settleConfig(request.config, request.apply);
+    const { store, routes, instances, clock, vpcId } = this.deps;
+    const now = clock.now();
+    const [tables, leases, occupancy] = await Promise.all([
+      routes.tablesInScope(config),
+      store.list(),
+      store.occupancy(now),
+    ]);
+    const records = request.leases.map((record) => readRecord(record, config));
+    const addresses = [...new Set(records.flatMap((r) => (r.skip ? [] : [r.publicIp])))];
+    const hosts = addresses.length > 0 ? await instances.findByPrivateIps(vpcId, addresses) : [];
+    const room = new ImportCapacity(config, tables, occupancy, now, this.random);
+    const plan = planImport({ config, tables, leases, hosts, records, now, room });
+    if (!request.apply) return { applied: false, config, configAction, entries: plan.map((p) => p.entry) };
+
+    const entries = await mapLimited(plan, PARALLEL_ADOPTIONS, (planned) =>
+      planned.adopt ? this.adopt(planned.entry, planned.adopt, config, room, now) : planned.entry,
+    );
+    const adopted = entries.filter((e) => e.outcome === 'adopted').length;
+    this.deps.logger?.info('flannel registry imported', {
+      adopted,
+      unchanged: entries.filter((e) => e.outcome === 'unchanged').length,
+      skipped: entries.filter((e) => e.outcome === 'skip').length,
+    });
+    return { applied: true, config, configAction, entries };
+  }
+
+  /**
+   * The config the leases are judged against: the published one, which the registry's must
+   * match (409 with the differences otherwise); with none published, the registry's, validated
+   * as `config set` would (and published by an apply).
+   */
+  private async settleConfig(
+    registry: unknown,
+    apply: boolean,
+  ): Promise<{ config: NetworkConfig; configAction: ImportResult['configAction'] }> {
+    const stored = await this.deps.store.getConfig();
+    if (stored) {
+      if (registry !== undefined) {
+        const differences = configDifferences(registryConfig(registry), registry, stored.config);
+        if (differences.length > 0) {
+          throw new ConflictError(
+            "The registry's network config differs from the one vpc-lease has published: " +
+              `${differences.map((d) => `${d.field} is ${d.registry} in the registry, ${d.published} in vpc-lease`).join('; ')}. ` +
+              "Nothing was imported. Publish the registry's values (`vpc-lease config set`) or fix the registry first.",
+            { details: { differences } },
+          );
+        }
+      }
+      return { config: stored.config, configAction: 'matches' };
+    }
+    if (registry === undefined) {
+      throw new ValidationError(
+        'The registry has no network config (<prefix>/config) and vpc-lease has none published: ' +
+          'check --etcd-prefix, or publish one first with `vpc-lease config set`.',
+      );
+    }
+    registryConfig(registry);
+    try {
+      if (!apply)
+        return { config: (await this.deps.configs.validate(registry)).config, configAction: 'publish' };
+      const published = await this.deps.configs.publish(registry);
+      this.deps.logger?.info('network config published from the flannel registry', {
+        config: toFlannelJson(published.config),
+      });
+      return { config: published.config, configAction: 'published' };
+    } catch (error) {
+      if (error instanceof ValidationError) throw registryConfigError(error);
+      throw error;
+    }
+  }
+
+  /** Grants the planned lease atomically, then writes the routes that do not reach the host yet. */
+  private async adopt(
+    entry: ImportEntry,
+    host: PlannedHost,
+    config: NetworkConfig,
+    room: ImportCapacity,
+    now: Date,
+  ): Promise<ImportEntry> {
+    const { store } = this.deps;
+    const subnet = entry.subnet!;
+    const lost = new Set<number>();
+    let lease: Lease | undefined;
+    for (let attempt = 0; attempt < MAX_GRANT_ATTEMPTS && !lease; attempt++) {
+      const slot = room.chooseSlot(subnet, lost);
+      if (slot === undefined) return skipped(entry, 'route-capacity', room.fullMessage());
+      const result = await store.grant(
+        {
+          subnet,
+          slot,
+          instanceId: host.instanceId,
+          privateIp: entry.publicIp!,
+          networkInterfaceId: host.nic.networkInterfaceId,
+          expiresAt: new Date(now.getTime() + this.deps.leaseTtlSeconds * 1000),
+          routes: entry.routes.map((r) => ({
+            routeTableId: r.routeTableId,
+            state: r.action === 'keep' ? ('active' as const) : ('pending' as const),
+          })),
+        },
+        now,
+      );
+      if (result.granted) {
+        lease = result.lease;
+        room.taken(slot);
+        break;
+      }
+      // Someone else got there between the plan and the grant (a host's agent, another import).
+      if (result.conflicts.includes('instance-has-lease') || result.conflicts.includes('subnet-taken')) {
+        const mine = await store.getByInstance(host.instanceId);
+        if (mine && isLive(mine, now) && equals(mine.subnet, subnet))
+          return { ...entry, outcome: 'unchanged' };
+        if (result.conflicts.includes('subnet-taken'))
+          return skipped(
+            entry,
+            'subnet-leased',
+            `${formatCidr(subnet)} was leased to another instance meanwhile.`,
+          );
+        return skipped(
+          entry,
+          'instance-leased',
+          `${host.instanceId} was given another lease meanwhile${mine ? ` (${formatCidr(mine.subnet)})` : ''}.`,
+        );
+      }
+      lost.add(slot);
+      room.taken(slot);
+    }
+    if (!lease) return skipped(entry, 'route-capacity', room.fullMessage());
+
+    const toWrite = entry.routes.filter((r) => r.action !== 'keep').map((r) => r.routeTableId);
+    if (toWrite.length === 0 && !host.nic.sourceDestCheck) {
+      this.deps.logger?.info('flannel lease adopted', {
+        subnet: formatCidr(subnet),
+        instanceId: host.instanceId,
+      });
+      return { ...entry, outcome: 'adopted' };
+    }
+    try {
+      const written = await this.deps.routes.ensureLeaseRoutes(lease, config, {
+        sourceDestCheck: host.nic.sourceDestCheck,
+        routeTableIds: toWrite,
+      });
+      const pending = written.routes.filter((r) => r.state === 'pending').map((r) => r.routeTableId);
+      this.deps.logger?.info('flannel lease adopted', {
+        subnet: formatCidr(subnet),
+        instanceId: host.instanceId,
+        routes: written.routes,
+      });
+      return {
+        ...entry,
+        outcome: 'adopted',
+        ...(pending.length > 0 ? { pendingRouteTableIds: pending } : {}),
+      };
+    } catch (error) {
+      if (!(error instanceof RouteLimitExceededError)) throw error;
+      // EC2 counted more routes than the tables showed. Undo the grant but not the routes: the
+      // ones kept are flannel's, still carrying the host's traffic.
+      await store.delete(lease);
+      return skipped(entry, 'route-capacity', error.message);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- ownership: the one decision
+
+/**
+ * How a route stands towards adopting `subnet` for `host` (DESIGN.md invariants 4 and 5):
+ *   unrelated    - it does not touch the subnet (or is a prefix list);
+ *   reaches-host - it is the subnet's route and already delivers to the host (its ENI, or its
+ *                  instance as older flannel versions wrote): kept as it is;
+ *   owned        - it is the subnet's route, owned-shaped (destination exactly one leasable
+ *                  subnet, target an ENI, an instance or gone): re-pointed to the host;
+ *   foreign      - anything else that covers or overlaps the subnet: the subnet is not adopted.
+ */
+export function routeStanding(
+  config: NetworkConfig,
+  subnet: Cidr,
+  route: RouteEntry,
+  host: { readonly instanceId: string; readonly networkInterfaceId: string },
+): 'unrelated' | 'reaches-host' | 'owned' | 'foreign' {
+  const destination = parseDestination(route.destination);
+  if (!destination || !overlaps(destination, subnet)) return 'unrelated';
+  if (!equals(destination, subnet) || !isLeasable(config, destination)) return 'foreign';
+  const ownedShape =
+    !route.otherTarget &&
+    (route.networkInterfaceId !== undefined || route.instanceId !== undefined || route.state === 'blackhole');
+  if (!ownedShape) return 'foreign';
+  return route.state === 'active' && pointsTo(route, host) ? 'reaches-host' : 'owned';
+}
+
+// ---------------------------------------------------------------- capacity: the one check
+
+/**
+ * Invariant 3 for the import: a new lease needs a free capacity slot below the capacity the
+ * route tables give (RouteLimit minus their foreign routes), exactly as a grant of PUT
+ * /v1/lease does. `reserve` counts for the plan; `chooseSlot` picks one for the store's grant,
+ * whose condition on the slot item is what actually enforces the limit.
+ */
+class ImportCapacity {
+  private readonly room: number;
+  private readonly occupied: Set<number>;
+  /** expired slots and the subnet they were taken for: reusable for that subnet only */
+  private readonly expired: ReadonlyMap<number, { readonly subnet: string }>;
+  private free: number;
+
+  constructor(
+    private readonly config: NetworkConfig,
+    tables: readonly RouteTable[],
+    occupancy: Occupancy,
+    now: Date,
+    private readonly random: Random,
+  ) {
+    this.room = capacity(config, routeTableSnapshot(config, tables, now));
+    this.occupied = new Set(occupancy.slots);
+    this.expired = occupancy.expiredSlots;
+    this.free = 0;
+    for (let slot = 0; slot < this.room; slot++) if (!this.occupied.has(slot)) this.free++;
+  }
+
+  /** Whether one more lease on `subnet` fits; counts it when it does. */
+  reserve(subnet: Cidr): boolean {
+    if (this.reusable(subnet).length > 0) return true;
+    if (this.free <= 0) return false;
+    this.free--;
+    return true;
+  }
+
+  chooseSlot(subnet: Cidr, exclude: ReadonlySet<number>): number | undefined {
+    const reusable = this.reusable(subnet).filter((slot) => !exclude.has(slot));
+    if (reusable[0] !== undefined) return reusable[0];
+    const fits = this.room >= leasableCount(this.config);
+    return chooseSlot({
+      capacity: this.room,
+      occupied: this.occupied,
+      exclude,
+      preferred: fits ? leasableIndex(this.config, subnet) : undefined,
+      random: this.random,
+    });
+  }
+
+  taken(slot: number): void {
+    this.occupied.add(slot);
+  }
+
+  fullMessage(): string {
+    return (
+      `The route tables admit ${this.room} leases (Backend.RouteLimit ${this.config.backend.routeLimit} minus the other routes ` +
+      'of the fullest table) and no place is left. Raise the "Routes per route table" quota and Backend.RouteLimit, then import again.'
+    );
+  }
+
+  private reusable(subnet: Cidr): number[] {
+    const key = formatCidr(subnet);
+    return [...this.expired]
+      .filter(([slot, holder]) => holder.subnet === key && slot < this.room)
+      .map(([slot]) => slot);
+  }
+}
+
+// ---------------------------------------------------------------- the plan (no I/O)
+
+interface ReadRecord {
+  readonly key: string;
+  readonly subnet: Cidr | undefined;
+  readonly publicIp: string;
+  readonly ttlSeconds: number | null;
+  readonly skip?: { readonly code: ImportSkipCode; readonly message: string };
+}
+
+interface PlannedHost {
+  readonly instanceId: string;
+  readonly nic: NetworkInterface;
+}
+
+interface PlannedEntry {
+  readonly entry: ImportEntry;
+  /** present when the entry is to be adopted */
+  readonly adopt?: PlannedHost;
+}
+
+/** What can be told from the record and the config alone. */
+function readRecord(record: FlannelLeaseRecord, config: NetworkConfig): ReadRecord {
+  const base = { key: record.key, ttlSeconds: record.ttlSeconds };
+  let subnet: Cidr;
+  try {
+    subnet = parseSubnetKey(record.key);
+  } catch (error) {
+    const why = error instanceof CidrError ? error.message : String(error);
+    return { ...base, subnet: undefined, publicIp: '', skip: { code: 'malformed', message: `key: ${why}` } };
+  }
+  const value = record.value as { PublicIP?: unknown; BackendType?: unknown } | null;
+  const publicIp = typeof value === 'object' && value !== null ? value.PublicIP : undefined;
+  if (!isIp(publicIp)) {
+    return {
+      ...base,
+      subnet,
+      publicIp: '',
+      skip: { code: 'malformed', message: 'the value is not flannel lease JSON with an IPv4 "PublicIP".' },
+    };
+  }
+  const read = { ...base, subnet, publicIp };
+  if (record.ttlSeconds !== null && record.ttlSeconds <= 0) {
+    return {
+      ...read,
+      skip: { code: 'expired', message: 'its etcd lease has expired; flannel no longer holds it.' },
+    };
+  }
+  if (value?.BackendType !== undefined && value.BackendType !== 'aws-vpc') {
+    return {
+      ...read,
+      skip: {
+        code: 'not-aws-vpc',
+        message: `BackendType is ${JSON.stringify(value.BackendType)}, not "aws-vpc".`,
+      },
+    };
+  }
+  if (!isLeasable(config, subnet)) {
+    return {
+      ...read,
+      skip: {
+        code: 'outside-network',
+        message:
+          `not a leasable subnet of Network ${formatCidr(config.network)} ` +
+          `(/${config.subnetLen}, ${formatCidr(config.subnetMin)}..${formatCidr(config.subnetMax)}).`,
+      },
+    };
+  }
+  return read;
+}
+
+/**
+ * Decides every record: the host it names, its routes, and adopt / unchanged / skip. Only
+ * `room.reserve` has an effect (the plan's count of capacity).
+ */
+function planImport(input: {
+  config: NetworkConfig;
+  tables: readonly RouteTable[];
+  leases: readonly Lease[];
+  hosts: readonly InstanceInfo[];
+  records: readonly ReadRecord[];
+  now: Date;
+  room: ImportCapacity;
+}): PlannedEntry[] {
+  const { config, tables, now, room } = input;
+  const live = input.leases.filter((l) => isLive(l, now));
+  const liveBySubnet = new Map(live.map((l) => [formatCidr(l.subnet), l]));
+  const liveByInstance = new Map(live.map((l) => [l.instanceId, l]));
+  const hostByIp = hostsByAddress(input.hosts);
+
+  const sorted = [...input.records].sort(compareRecords);
+  const entries = new Map<ReadRecord, ImportEntry>();
+  const candidates: { record: ReadRecord; host: InstanceInfo; nic: NetworkInterface }[] = [];
+  for (const record of sorted) {
+    const entry = baseEntry(record);
+    if (record.skip) {
+      entries.set(record, { ...entry, outcome: 'skip', reason: record.skip });
+      continue;
+    }
+    const host = hostByIp.get(record.publicIp);
+    const nic = host?.networkInterfaces.find((n) => n.privateIps.includes(record.publicIp));
+    if (!host || !nic) {
+      entries.set(
+        record,
+        skipped(entry, 'no-instance', `no instance of the VPC has the private IP ${record.publicIp}.`),
+      );
+      continue;
+    }
+    const withHost = { ...entry, instanceId: host.instanceId, networkInterfaceId: nic.networkInterfaceId };
+    if (host.state !== 'running') {
+      entries.set(
+        record,
+        skipped(
+          withHost,
+          'instance-not-running',
+          `${host.instanceId} is ${host.state}; only running instances are adopted.`,
+        ),
+      );
+      continue;
+    }
+    entries.set(record, withHost);
+    candidates.push({ record, host, nic });
+  }
+
+  // Two keys naming one host: the one it already holds, else the longest remaining etcd TTL.
+  const keepers = new Map<string, ReadRecord>();
+  for (const { record, host } of candidates) {
+    const current = keepers.get(host.instanceId);
+    if (!current || preferKey(record, current, liveByInstance.get(host.instanceId)))
+      keepers.set(host.instanceId, record);
+  }
+
+  const planned: PlannedEntry[] = [];
+  const adoptions = new Map<ReadRecord, PlannedHost>();
+  for (const { record, host, nic } of candidates) {
+    const entry = entries.get(record)!;
+    const subnet = record.subnet!;
+    const keeper = keepers.get(host.instanceId)!;
+    if (keeper !== record) {
+      entries.set(
+        record,
+        skipped(
+          entry,
+          'duplicate-host',
+          `${host.instanceId} is also named by ${formatCidr(keeper.subnet!)}, which is kept ` +
+            `(${keeper.ttlSeconds === null ? 'no expiry' : `${keeper.ttlSeconds} s left`} against ` +
+            `${record.ttlSeconds === null ? 'no expiry' : `${record.ttlSeconds} s`}).`,
+        ),
+      );
+      continue;
+    }
+    const holder = liveBySubnet.get(formatCidr(subnet));
+    const held = liveByInstance.get(host.instanceId);
+    const holderHost = { instanceId: host.instanceId, networkInterfaceId: nic.networkInterfaceId };
+    const routes: ImportRoute[] = [];
+    let foreign: RouteEntry | undefined;
+    for (const table of tables) {
+      let action: ImportRouteAction = 'create';
+      let target: string | undefined;
+      for (const route of table.routes) {
+        const standing = routeStanding(config, subnet, route, holderHost);
+        if (standing === 'unrelated') continue;
+        if (standing === 'foreign') {
+          foreign ??= route;
+          continue;
+        }
+        target = targetOf(route);
+        action = standing === 'reaches-host' ? 'keep' : 'repoint';
+      }
+      routes.push({ routeTableId: table.routeTableId, target, action });
+    }
+    const withRoutes = { ...entry, routes };
+
+    if (holder && holder.instanceId === host.instanceId) {
+      entries.set(record, { ...withRoutes, outcome: 'unchanged' });
+    } else if (holder) {
+      entries.set(
+        record,
+        skipped(
+          withRoutes,
+          'subnet-leased',
+          `${formatCidr(subnet)} is already leased to ${holder.instanceId}.`,
+        ),
+      );
+    } else if (held) {
+      entries.set(
+        record,
+        skipped(
+          withRoutes,
+          'instance-leased',
+          `${host.instanceId} already holds ${formatCidr(held.subnet)}.`,
+        ),
+      );
+    } else if (foreign) {
+      entries.set(
+        record,
+        skipped(
+          withRoutes,
+          'foreign-route',
+          `the route ${foreign.destination} -> ${targetOf(foreign)} covers or overlaps it and is not vpc-lease's to change.`,
+        ),
+      );
+    } else if (!room.reserve(subnet)) {
+      entries.set(record, skipped(withRoutes, 'route-capacity', room.fullMessage()));
+    } else {
+      entries.set(record, { ...withRoutes, outcome: 'adopt' });
+      adoptions.set(record, { instanceId: host.instanceId, nic });
+    }
+  }
+
+  for (const record of sorted) {
+    const adopt = adoptions.get(record);
+    planned.push({ entry: entries.get(record)!, ...(adopt ? { adopt } : {}) });
+  }
+  return planned;
+}
+
+/** Whether `candidate` should be kept over `current` for one host. */
+function preferKey(candidate: ReadRecord, current: ReadRecord, held: Lease | undefined): boolean {
+  if (held) {
+    const holds = (r: ReadRecord) => r.subnet !== undefined && equals(r.subnet, held.subnet);
+    if (holds(candidate) !== holds(current)) return holds(candidate);
+  }
+  const ttl = (r: ReadRecord) => (r.ttlSeconds === null ? Number.POSITIVE_INFINITY : r.ttlSeconds);
+  return ttl(candidate) > ttl(current); // a tie keeps the lower subnet (records come sorted)
+}
+
+/** Prefers the running instance when a stale (terminated) one still shows an address. */
+function hostsByAddress(hosts: readonly InstanceInfo[]): Map<string, InstanceInfo> {
+  const byIp = new Map<string, InstanceInfo>();
+  for (const host of hosts) {
+    for (const nic of host.networkInterfaces) {
+      for (const ip of nic.privateIps) {
+        const current = byIp.get(ip);
+        if (!current || (current.state !== 'running' && host.state === 'running')) byIp.set(ip, host);
+      }
+    }
+  }
+  return byIp;
+}
+
+function compareRecords(a: ReadRecord, b: ReadRecord): number {
+  if (!a.subnet || !b.subnet) return a.subnet ? -1 : b.subnet ? 1 : a.key.localeCompare(b.key);
+  if (a.subnet.base !== b.subnet.base) return a.subnet.base < b.subnet.base ? -1 : 1;
+  return a.subnet.prefix - b.subnet.prefix;
+}
+
+const baseEntry = (record: ReadRecord): ImportEntry => ({
+  key: record.key,
+  subnet: record.subnet,
+  publicIp: record.publicIp === '' ? undefined : record.publicIp,
+  ttlSeconds: record.ttlSeconds,
+  routes: [],
+  outcome: 'skip',
+});
+
+const skipped = (entry: ImportEntry, code: ImportSkipCode, message: string): ImportEntry => ({
+  ...entry,
+  outcome: 'skip',
+  reason: { code, message },
+});
+
+const targetOf = (route: RouteEntry): string =>
+  route.networkInterfaceId ?? route.instanceId ?? route.otherTarget ?? 'blackhole';
+
+// ---------------------------------------------------------------- the registry's config
+
+function registryConfig(input: unknown): NetworkConfig {
+  try {
+    return parseNetworkConfig(input);
+  } catch (error) {
+    if (error instanceof ValidationError) throw registryConfigError(error);
+    throw error;
+  }
+}
+
+const registryConfigError = (error: ValidationError) =>
+  new ValidationError(`The registry's network config (<prefix>/config) cannot be used: ${error.message}`, {
+    cause: error,
+  });
+
+export interface ConfigDifference {
+  readonly field: string;
+  readonly registry: string;
+  readonly published: string;
+}
+
+/**
+ * The fields flannel knows, with flannel's defaults filled in on both sides. RouteTableID and
+ * RouteLimit only when the registry sets them: flannel without RouteTableID used the route
+ * table of each host's subnet, and RouteLimit is vpc-lease's own.
+ */
+export function configDifferences(
+  registry: NetworkConfig,
+  raw: unknown,
+  published: NetworkConfig,
+): ConfigDifference[] {
+  const a = toFlannelJson(registry);
+  const b = toFlannelJson(published);
+  const differences: ConfigDifference[] = [];
+  const compare = (field: string, x: string, y: string) => {
+    if (x !== y) differences.push({ field, registry: x, published: y });
+  };
+  compare('Network', a.Network, b.Network);
+  compare('SubnetLen', String(a.SubnetLen), String(b.SubnetLen));
+  compare('SubnetMin', a.SubnetMin, b.SubnetMin);
+  compare('SubnetMax', a.SubnetMax, b.SubnetMax);
+  const backend = (raw as { Backend?: Record<string, unknown> }).Backend ?? {};
+  if (backend.RouteTableID !== undefined) {
+    const tables = (ids: readonly string[] | undefined) =>
+      ids ? [...ids].sort().join(',') : 'every route table of the VPC';
+    compare('Backend.RouteTableID', tables(a.Backend.RouteTableID), tables(b.Backend.RouteTableID));
+  }
+  if (backend.RouteLimit !== undefined) {
+    compare('Backend.RouteLimit', String(a.Backend.RouteLimit), String(b.Backend.RouteLimit));
+  }
+  return differences;
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** Like Promise.all over `items.map(work)`, with at most `limit` at a time; keeps the order. */
+async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R> | R,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
