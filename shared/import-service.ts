@@ -11,7 +11,16 @@
  * 4-5 on `routeStanding`, the one place this service decides whether a route is owned.
  */
 import { chooseSlot, type Random } from './allocator.js';
-import { type Cidr, CidrError, equals, formatCidr, isIp, overlaps, parseSubnetKey } from './cidr.js';
+import {
+  type Cidr,
+  CidrError,
+  contains,
+  equals,
+  formatCidr,
+  isIp,
+  overlaps,
+  parseSubnetKey,
+} from './cidr.js';
 import { ConflictError, RouteLimitExceededError, ValidationError } from './errors.js';
 import { isLive, type Lease, type LeaseRoute } from './lease.js';
 import {
@@ -309,12 +318,13 @@ export class ImportService {
 
 /**
  * How a route stands towards adopting `subnet` for `host` (DESIGN.md invariants 4 and 5):
- *   unrelated    - it does not touch the subnet (or is a prefix list);
+ *   unrelated    - it does not touch the subnet, is not inside Network, or is a prefix list;
  *   reaches-host - it is the subnet's route and already delivers to the host (its ENI, or its
  *                  instance as older flannel versions wrote): kept as it is;
  *   owned        - it is the subnet's route, owned-shaped (destination exactly one leasable
  *                  subnet, target an ENI, an instance or gone): re-pointed to the host;
- *   foreign      - anything else that covers or overlaps the subnet: the subnet is not adopted.
+ *   foreign      - anything else inside Network that covers or overlaps the subnet: the subnet
+ *                  is not adopted.
  */
 export function routeStanding(
   config: NetworkConfig,
@@ -323,7 +333,10 @@ export function routeStanding(
   host: { readonly instanceId: string; readonly networkInterfaceId: string },
 ): 'unrelated' | 'reaches-host' | 'owned' | 'foreign' {
   const destination = parseDestination(route.destination);
-  if (!destination || !overlaps(destination, subnet)) return 'unrelated';
+  // Routes around the whole Network (0.0.0.0/0, the VPC's, 10.0.0.0/8 to a transit gateway)
+  // are less specific than any lease's route, which wins by longest prefix: they do not block.
+  if (!destination || !overlaps(destination, subnet) || !contains(config.network, destination))
+    return 'unrelated';
   if (!equals(destination, subnet) || !isLeasable(config, destination)) return 'foreign';
   const ownedShape =
     !route.otherTarget &&
