@@ -9,15 +9,18 @@ import { CreateRouteCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRegistry } from '../../admin/commands/import.js';
 import { EtcdClient } from '../../admin/etcd.js';
+import { buildAdminHandler } from '../../functions/admin.js';
 import { type LaunchedInstance, launchInstances, seedVpc } from '../../scripts/lib/seed.js';
 import { createDependencies, type Dependencies } from '../../shared/adapters/dependencies.js';
+import { AdminService } from '../../shared/admin-service.js';
 import { formatCidr } from '../../shared/cidr.js';
 import { ConflictError, ValidationError } from '../../shared/errors.js';
 import type { ImportEntry, ImportResult } from '../../shared/import-service.js';
 import { toFlannelJson } from '../../shared/network-config.js';
-import { createControlPlane, silentCoreLogger } from '../support/control-plane.js';
+import { createControlPlane, quietLogger, silentCoreLogger } from '../support/control-plane.js';
 import { createRouteByHand, routesOf, useMotoEc2 } from '../support/ec2-fixtures.js';
 import { type EtcdServer, FLANNEL_PREFIX, startEtcd } from '../support/etcd.js';
+import { httpEvent, lambdaContext, OPERATOR_ARN } from '../support/events.js';
 
 const aws = useMotoEc2();
 let etcd: EtcdServer;
@@ -340,5 +343,112 @@ describe('ImportService: the network config', () => {
       await expect(refusal).rejects.toThrow(/^The registry's network config .* overlaps 10\.0\.0\.0\/16/);
       expect(await fresh.store.getConfig()).toBeUndefined();
     });
+  });
+});
+
+describe('POST /v1/admin/import through the admin function', () => {
+  let invoke: (body: unknown, method?: string) => Promise<{ statusCode: number; body: any }>;
+  let plane: Awaited<ReturnType<typeof createControlPlane>>;
+
+  beforeAll(async () => {
+    plane = await createControlPlane(aws);
+    const admin = new AdminService({
+      store: plane.store,
+      instances: plane.instances,
+      leases: plane.leases,
+      configs: plane.configs,
+      routes: plane.routes,
+      clock: plane.clock,
+    });
+    const handler = buildAdminHandler({ admin, imports: plane.imports, logger: quietLogger });
+    invoke = async (body, method = 'POST') => {
+      const result = await handler(
+        httpEvent({
+          method,
+          path: '/v1/admin/import',
+          userArn: OPERATOR_ARN,
+          ...(body === undefined ? {} : { body: body as object }),
+        }),
+        lambdaContext('vpc-lease-admin'),
+      );
+      return {
+        statusCode: result.statusCode ?? 200,
+        body: result.body ? JSON.parse(result.body) : undefined,
+      };
+    };
+  }, 60_000);
+
+  it('answers the plan as JSON', async () => {
+    const [host] = await plane.launch(1);
+    const answer = await invoke({
+      apply: false,
+      config: null,
+      leases: [
+        {
+          key: '10.244.40.0-24',
+          value: { PublicIP: host!.privateIp, BackendType: 'aws-vpc' },
+          ttlSeconds: 3600,
+        },
+      ],
+    });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.body).toEqual({
+      applied: false,
+      config: { action: 'matches', value: expect.objectContaining({ Network: '10.244.0.0/16' }) },
+      leases: [
+        {
+          subnet: '10.244.40.0/24',
+          publicIp: host!.privateIp,
+          ttlSeconds: 3600,
+          instanceId: host!.instanceId,
+          networkInterfaceId: host!.networkInterfaceId,
+          routes: [{ routeTableId: plane.vpc.routeTableId, target: null, action: 'create' }],
+          action: 'adopt',
+        },
+      ],
+      summary: { adopt: 1, adopted: 0, unchanged: 0, skipped: 0 },
+    });
+    expect(await plane.store.list()).toEqual([]);
+  });
+
+  it.each([
+    ['no apply flag', { leases: [] }, 'apply: required, true or false.'],
+    ['leases not a list', { apply: false, leases: {} }, 'leases: required, a list (may be empty).'],
+    [
+      'an unknown field',
+      { apply: false, leases: [], force: true },
+      'Unknown field "force"; allowed: apply, config, leases.',
+    ],
+    [
+      'a config that is not an object',
+      { apply: false, config: 'x', leases: [] },
+      "config: the registry's network config as a JSON object, or null.",
+    ],
+    [
+      'a key listed twice',
+      {
+        apply: false,
+        leases: [
+          { key: '10.244.1.0-24', value: {}, ttlSeconds: 1 },
+          { key: '10.244.1.0-24', value: {}, ttlSeconds: 2 },
+        ],
+      },
+      'leases[1].key: 10.244.1.0-24 is listed twice.',
+    ],
+    [
+      'a TTL that is not whole seconds',
+      { apply: true, leases: [{ key: '10.244.1.0-24', value: {}, ttlSeconds: '5' }] },
+      'leases[0].ttlSeconds: required, whole seconds left on the etcd lease, or null.',
+    ],
+  ])('refuses %s with 400 and changes nothing', async (_name, body, message) => {
+    const answer = await invoke(body);
+    expect(answer).toEqual({ statusCode: 400, body: { error: { code: 'ValidationError', message } } });
+    expect(await plane.store.list()).toEqual([]);
+  });
+
+  it('answers 405 to another method', async () => {
+    const answer = await invoke(undefined, 'GET');
+    expect(answer.statusCode).toBe(405);
+    expect(answer.body.error.code).toBe('MethodNotAllowed');
   });
 });
