@@ -72,6 +72,7 @@ export const runCommand: RunCommand = (command, args, input) =>
       stderr += chunk.toString();
     });
     child.once('error', reject);
+    child.stdin.on('error', () => {}); // it exited without reading its input: its exit status says why
     child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     child.stdin.end(input ?? '');
   });
