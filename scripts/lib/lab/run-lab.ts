@@ -43,7 +43,16 @@ import { type BridgeDelegateConf, cniAdd, cniDel, flannelDelegateConf } from './
 import { checkLabPrerequisites } from './preflight.js';
 import { applyRouterRoutes, formatKernelRoutes, planRouterRoutes } from './router-routes.js';
 import { inNs, type LabProcess, ProcessSet, pollUntil, waitForOutput } from './shell.js';
-import { attachHost, buildRouter, INTERNET_IP, labNames, linkMtu, Namespaces, natChain } from './topology.js';
+import {
+  attachHost,
+  buildRouter,
+  INTERNET_IP,
+  labNames,
+  linkMtu,
+  Namespaces,
+  natChain,
+  sweepDeadLabs,
+} from './topology.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const AGENT_BIN = join(REPO_ROOT, 'agent/bin/vpc-lease-agent.mjs');
@@ -124,12 +133,22 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
   if (!Number.isInteger(hostCount) || hostCount < 3 || hostCount > 20) {
     throw new Error('The lab needs 3 to 20 hosts (one is terminated, one revoked, one released).');
   }
-  const out = options.out ?? (() => {});
+  const write = options.out ?? (() => {});
+  const startedAt = Date.now();
+  // Each step's elapsed time, so a slow machine shows where the time goes.
+  const out = (text: string) =>
+    write(
+      text.startsWith('\n') || text.trim() === ''
+        ? text
+        : `[${Math.round((Date.now() - startedAt) / 1000)}s] ${text}`,
+    );
   const signal = options.signal;
   const checkAborted = () => {
     if (signal?.aborted) throw new Error('Lab interrupted.');
   };
   await checkLabPrerequisites();
+  const swept = await sweepDeadLabs(processAlive);
+  if (swept.length > 0) out(`Removed namespaces left by labs that were killed: ${swept.join(', ')}\n`);
 
   const runId = randomBytes(3).toString('hex');
   const names = labNames(runId);
@@ -452,6 +471,15 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
 }
 
 // ---------------------------------------------------------------- helpers
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 function indent(text: string): string {
   return text

@@ -23,9 +23,13 @@ export interface LabHostNet {
   privateIp: string;
 }
 
-/** Namespace names of one run: a unique prefix, so concurrent labs never collide. */
-export function labNames(runId: string) {
-  const prefix = `vpclab-${runId}-`;
+/**
+ * Namespace names of one run: a unique prefix, so concurrent labs never collide. It starts
+ * with the lab's pid, so that a later run can tell the leftovers of a killed lab (SIGKILL
+ * gives no chance to clean up) from the namespaces of a lab still running.
+ */
+export function labNames(runId: string, ownerPid = process.pid) {
+  const prefix = `vpclab-${ownerPid}-${runId}-`;
   return {
     prefix,
     router: `${prefix}router`,
@@ -152,4 +156,30 @@ export async function namespacesWithPrefix(prefix: string): Promise<string[]> {
     .split('\n')
     .map((line) => line.split(' ')[0] ?? '')
     .filter((name) => name.startsWith(prefix));
+}
+
+/**
+ * Removes the namespaces of labs whose process is gone (killed before it could clean up),
+ * and stops the processes still running inside them. Namespaces of live labs are left alone.
+ */
+export async function sweepDeadLabs(isAlive: (pid: number) => boolean): Promise<string[]> {
+  const swept: string[] = [];
+  for (const name of await namespacesWithPrefix('vpclab-')) {
+    const owner = Number(/^vpclab-(\d+)-/.exec(name)?.[1]);
+    if (!Number.isInteger(owner) || isAlive(owner)) continue;
+    const { stdout } = await sh('ip', ['netns', 'pids', name], { allowFailure: true });
+    for (const pid of stdout
+      .split('\n')
+      .map(Number)
+      .filter((p) => p > 0)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await sh('ip', ['netns', 'del', name], { allowFailure: true });
+    swept.push(name);
+  }
+  return swept;
 }
