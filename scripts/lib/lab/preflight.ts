@@ -25,7 +25,8 @@ export async function checkLabPrerequisites(): Promise<void> {
   }
   if (process.getuid?.() !== 0) {
     throw new LabPrerequisiteError(
-      'The lab creates network namespaces, veth pairs and iptables rules, which needs root: run `sudo npm run lab`.',
+      'The lab creates network namespaces, veth pairs and iptables rules, which needs root: run `sudo npm run lab` ' +
+        `(with the Debian packages it uses: apt-get install -y ${LAB_PACKAGES}).`,
     );
   }
   const missing: string[] = [];
