@@ -18,6 +18,8 @@ import { type Clock, sleepUntil, systemClock } from './clock.js';
 import { decideOnFailure } from './errors.js';
 import type { LeaseApi } from './lease-api.js';
 import type { Logger } from './log.js';
+import type { MasqTarget } from './masq-rules.js';
+import { MASQ_RESYNC_MS, type Masquerade } from './masquerade.js';
 import { planRenewal } from './renewal.js';
 import { formatSubnetEnv, readSubnetEnv, writeSubnetEnvAtomically } from './subnet-env.js';
 
@@ -26,7 +28,15 @@ export interface HostAgentOptions {
   privateIp: string;
   subnetFile: string;
   mtu: number;
+  /** FLANNEL_IPMASQ; when true the CLI also passes `masquerade`, which makes it so */
   ipMasq: boolean;
+  /**
+   * The rules of --ip-masq: applied for each lease before subnet.env names it, re-asserted
+   * every `masqResyncMs` while the agent runs, removed when --release-on-exit releases.
+   */
+  masquerade?: Masquerade;
+  /** default MASQ_RESYNC_MS (flanneld's --iptables-resync) */
+  masqResyncMs?: number;
   renewMarginMs: number;
   once: boolean;
   releaseOnExit: boolean;
@@ -57,6 +67,10 @@ export class HostAgent {
   private published = false;
   private sentAnyRequest = false;
   private expiryReported = false;
+  /** the targets the masquerade rules were last applied for (JSON), undefined before */
+  private masqApplied: string | undefined;
+  /** apply/ensure/remove one at a time: they read and then rewrite the same chain */
+  private masqQueue: Promise<unknown> = Promise.resolve();
 
   constructor(options: HostAgentOptions) {
     this.options = options;
@@ -82,12 +96,43 @@ export class HostAgent {
   /** Resolves with the process exit status. */
   async run(): Promise<number> {
     this.running = true;
+    const resync = new AbortController();
+    const keeping =
+      this.options.masquerade && !this.options.once ? this.keepMasquerade(resync.signal) : undefined;
     try {
       return await this.loop();
     } finally {
       this.running = false;
+      resync.abort();
+      await keeping;
       if (this.options.releaseOnExit && this.sentAnyRequest) await this.release();
     }
+  }
+
+  /** flanneld's resync: every few seconds, put back masquerade rules that someone deleted. */
+  private async keepMasquerade(stop: AbortSignal): Promise<void> {
+    const { log, masquerade } = this.options;
+    const every = this.options.masqResyncMs ?? MASQ_RESYNC_MS;
+    while (!stop.aborted) {
+      await this.clock.sleep(every, stop);
+      if (stop.aborted || this.masqApplied === undefined || !masquerade) continue;
+      try {
+        const outcome = await this.serialMasq(() => masquerade.ensure());
+        if (outcome === 'restored') {
+          log.warn('masquerade rules were missing (deleted by someone else); installed them again', {
+            subnet: this.lease?.subnet,
+          });
+        }
+      } catch (error) {
+        log.error(`cannot check the masquerade rules: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  private serialMasq<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.masqQueue.then(work, work);
+    this.masqQueue = next.catch(() => undefined);
+    return next;
   }
 
   private async loop(): Promise<number> {
@@ -231,6 +276,10 @@ export class HostAgent {
         { previousSubnet: this.fileSubnet, subnet: lease.subnet },
       );
     }
+    if (this.options.masquerade) {
+      const failed = await this.applyMasquerade(this.options.masquerade, lease);
+      if (failed !== undefined) return failed;
+    }
     const contents = formatSubnetEnv({
       network: lease.network,
       subnet: lease.subnet,
@@ -263,6 +312,24 @@ export class HostAgent {
     return undefined;
   }
 
+  /** Before subnet.env says FLANNEL_IPMASQ=true for this lease, the rules for it must exist. */
+  private async applyMasquerade(masquerade: Masquerade, lease: LeaseJson): Promise<number | undefined> {
+    const targets: MasqTarget[] = [{ family: 'ipv4', network: lease.network, subnet: lease.subnet }];
+    const key = JSON.stringify(targets);
+    if (key === this.masqApplied) return undefined;
+    try {
+      await this.serialMasq(() => masquerade.apply(targets));
+    } catch (error) {
+      this.options.log.error(`cannot install the masquerade rules: ${(error as Error).message}`, {
+        subnet: lease.subnet,
+      });
+      return EXIT_REFUSED;
+    }
+    this.masqApplied = key;
+    this.options.log.info('masquerade rules installed', { network: lease.network, subnet: lease.subnet });
+    return undefined;
+  }
+
   private async previousSubnetFromFile(): Promise<string | undefined> {
     const { log, subnetFile } = this.options;
     const previous = await readSubnetEnv(subnetFile);
@@ -282,6 +349,19 @@ export class HostAgent {
     return previous.env.subnet;
   }
 
+  /** With the lease gone, its masquerade rules go too (the next holder of the subnet may be another host). */
+  private async removeMasquerade(): Promise<void> {
+    const { masquerade, log } = this.options;
+    if (!masquerade) return;
+    try {
+      await this.serialMasq(() => masquerade.remove());
+      this.masqApplied = undefined;
+      log.info('masquerade rules removed');
+    } catch (error) {
+      log.warn(`could not remove the masquerade rules: ${(error as Error).message}`);
+    }
+  }
+
   /** --release-on-exit: bounded, best effort; the control plane reclaims the lease anyway when it expires. */
   private async release(): Promise<void> {
     const { log, api, subnetFile } = this.options;
@@ -296,6 +376,7 @@ export class HostAgent {
       // The file would name a subnet this host no longer holds; another host may get it next.
       if (this.published) await rm(subnetFile, { force: true });
       log.info('lease released', { subnet: this.lease?.subnet, subnetFile });
+      await this.removeMasquerade();
     } catch (error) {
       log.warn(
         'could not release the lease; the control plane reclaims it when it expires or the instance terminates',

@@ -11,6 +11,7 @@ import { type HealthServer, startHealthServer } from './healthz.js';
 import { resolveIdentity } from './identity.js';
 import { httpLeaseApi } from './lease-api.js';
 import { createLogger, type Logger } from './log.js';
+import { type Masquerade, prepareMasquerade } from './masquerade.js';
 import { detectMtu } from './mtu.js';
 
 export const EXIT_USAGE = 2;
@@ -130,6 +131,17 @@ async function runAgent(
     mtu = detected.mtu;
   }
 
+  // Checked before asking for a lease: a host that cannot masquerade must not say FLANNEL_IPMASQ=true.
+  let masquerade: Masquerade | undefined;
+  if (config.ipMasq) {
+    try {
+      masquerade = await prepareMasquerade();
+    } catch (error) {
+      log.error((error as Error).message);
+      return EXIT_REFUSED;
+    }
+  }
+
   log.info('starting', {
     instanceId: identity.instanceId,
     privateIp: identity.privateIp,
@@ -137,6 +149,7 @@ async function runAgent(
     mode: identity.localIdentityArn ? 'local' : 'aws',
     subnetFile: config.subnetFile,
     mtu,
+    ipMasq: config.ipMasq,
   });
 
   const agent = new HostAgent({
@@ -145,6 +158,7 @@ async function runAgent(
     subnetFile: config.subnetFile,
     mtu,
     ipMasq: config.ipMasq,
+    ...(masquerade ? { masquerade } : {}),
     renewMarginMs: config.renewMarginMs,
     once: config.once,
     releaseOnExit: config.releaseOnExit,

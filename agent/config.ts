@@ -18,6 +18,7 @@ export interface AgentConfig {
   region?: string;
   subnetFile: string;
   renewMarginMs: number;
+  /** masquerade (iptables) and write FLANNEL_IPMASQ=true; false leaves it to the CNI plugin */
   ipMasq: boolean;
   /** absent: the MTU of the interface holding the private IP */
   mtu?: number;
@@ -83,8 +84,13 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     flag: 'ip-masq',
     env: 'VPCLEASE_IP_MASQ',
     kind: 'boolean',
-    defaultText: 'false',
-    help: 'write FLANNEL_IPMASQ=true (the CNI plugin then masquerades traffic leaving the network)',
+    defaultText: 'on on EC2, off in local mode',
+    help: "masquerade as flanneld's --ip-masq: traffic from the network to outside it leaves with the host's address, traffic inside it keeps its source (iptables chain VPCLEASE-POSTRTG; needs CAP_NET_ADMIN); writes FLANNEL_IPMASQ=true",
+  },
+  {
+    flag: 'no-ip-masq',
+    kind: 'boolean',
+    help: 'install no masquerade rules and write FLANNEL_IPMASQ=false: the CNI plugin masquerades instead (same as VPCLEASE_IP_MASQ=false)',
   },
   {
     flag: 'mtu',
@@ -251,7 +257,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
     apiUrl,
     subnetFile: read.string('subnet-file') ?? DEFAULT_SUBNET_FILE,
     renewMarginMs: Math.round(renewMarginMinutes * 60_000),
-    ipMasq: read.boolean('ip-masq'),
+    ipMasq: ipMasqOf(read, localInstanceId !== undefined),
     once,
     releaseOnExit,
     healthzPort: read.number('healthz-port', 0, { min: 0, max: 65_535, integer: true }),
@@ -271,6 +277,20 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
     );
   }
   return { kind: 'run', config };
+}
+
+/**
+ * --ip-masq / --no-ip-masq, else VPCLEASE_IP_MASQ, else on for a host on EC2 (as flanneld is
+ * deployed) and off in local mode, so that an agent run on a laptop or in a test never
+ * rewrites that machine's iptables unless asked to.
+ */
+function ipMasqOf(read: OptionReader, localMode: boolean): boolean {
+  const on = read.flagGiven('ip-masq');
+  const off = read.flagGiven('no-ip-masq');
+  if (on && off) throw new ConfigError('--ip-masq and --no-ip-masq contradict each other; pass one.');
+  if (on) return true;
+  if (off) return false;
+  return read.optionalBoolean('ip-masq') ?? !localMode;
 }
 
 /** Looks up one option: the flag if given, else its environment variable. */
@@ -293,10 +313,20 @@ class OptionReader {
   }
 
   boolean(flag: string): boolean {
+    return this.optionalBoolean(flag) ?? false;
+  }
+
+  /** the flag's own presence on the command line, ignoring its variable */
+  flagGiven(flag: string): boolean {
+    return this.values[flag] === true;
+  }
+
+  /** true/false from the flag or its variable; undefined when neither is set */
+  optionalBoolean(flag: string): boolean | undefined {
     if (this.values[flag] === true) return true;
     const envName = specOf(flag).env;
     const raw = envName === undefined ? undefined : nonEmpty(this.env[envName]?.trim().toLowerCase());
-    if (raw === undefined) return false;
+    if (raw === undefined) return undefined;
     if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
     if (['0', 'false', 'no', 'off'].includes(raw)) return false;
     throw new ConfigError(`${envName}="${raw}" is not a boolean; use true or false.`);

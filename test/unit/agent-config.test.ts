@@ -27,7 +27,7 @@ describe('agent flags', () => {
       apiUrl: 'https://abc123.execute-api.eu-west-1.amazonaws.com',
       subnetFile: '/run/flannel/subnet.env',
       renewMarginMs: 60 * 60_000,
-      ipMasq: false,
+      ipMasq: true,
       once: false,
       releaseOnExit: false,
       healthzPort: 0,
@@ -100,6 +100,19 @@ describe('agent flags', () => {
       healthzPort: 9000,
     });
     expect(config(['--subnet-file', '/tmp/flag.env'], env).subnetFile).toBe('/tmp/flag.env');
+  });
+
+  it('masquerades by default on EC2 and only with --ip-masq in local mode', () => {
+    const local = ['--api-url', 'http://127.0.0.1:3000', '--local-instance-id', 'i-0123456789abcdef0'];
+    const localMode = [...local, '--private-ip', '10.0.1.5'];
+    expect(config(API).ipMasq).toBe(true);
+    expect(config([...API, '--no-ip-masq']).ipMasq).toBe(false);
+    expect(config(API, { VPCLEASE_IP_MASQ: 'false' }).ipMasq).toBe(false);
+    expect(config(localMode).ipMasq).toBe(false);
+    expect(config([...localMode, '--ip-masq']).ipMasq).toBe(true);
+    expect(config(localMode, { VPCLEASE_IP_MASQ: 'true' }).ipMasq).toBe(true);
+    expect(config([...localMode, '--no-ip-masq'], { VPCLEASE_IP_MASQ: 'true' }).ipMasq).toBe(false);
+    expect(refusal([...API, '--ip-masq', '--no-ip-masq'])).toContain('--ip-masq and --no-ip-masq contradict');
   });
 
   it('takes the region from AWS_REGION and the IMDS endpoint from the SDK variable', () => {
