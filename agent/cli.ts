@@ -179,8 +179,12 @@ async function runAgent(
   return agent.run();
 }
 
+/** Set by `npm run build:agent` (the bundles have no package.json beside them); absent under tsx. */
+declare const VPCLEASE_AGENT_VERSION: string | undefined;
+
 let version: string | undefined;
 async function packageVersion(): Promise<string> {
+  if (typeof VPCLEASE_AGENT_VERSION === 'string') return VPCLEASE_AGENT_VERSION;
   if (version === undefined) {
     try {
       const text = await readFile(new URL('../package.json', import.meta.url), 'utf8');

@@ -6,7 +6,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { createDependencies } from '../shared/adapters/dependencies.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
-import { logger, metrics } from '../shared/adapters/observability.js';
+import { logger, METRIC_NAMES, metrics } from '../shared/adapters/observability.js';
 import { AdminService, MAX_PAGE_SIZE, parseLeaseKey } from '../shared/admin-service.js';
 import { formatCidr } from '../shared/cidr.js';
 import { MethodNotAllowedError, NotFoundError, ValidationError } from '../shared/errors.js';
@@ -84,7 +84,7 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
           subnet: formatCidr(lease.subnet),
           instanceId: lease.instanceId,
         });
-        deps.metrics?.addMetric('LeasesRevoked', MetricUnit.Count, 1);
+        deps.metrics?.addMetric(METRIC_NAMES.leasesRevoked, MetricUnit.Count, 1);
         // Its routes are gone: the answer says so rather than repeating their former states.
         const body: LeaseJson = { ...leaseToJson(lease, config), routes: [] };
         return json(200, body);

@@ -6,7 +6,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { createDependencies } from '../shared/adapters/dependencies.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
-import { logger, metrics } from '../shared/adapters/observability.js';
+import { countRefusedLease, logger, METRIC_NAMES, metrics } from '../shared/adapters/observability.js';
 import { NotFoundError, VpcLeaseError } from '../shared/errors.js';
 import { HOST_PATHS } from '../shared/http/contract.js';
 import { leaseToJson } from '../shared/http/mappers.js';
@@ -41,26 +41,24 @@ export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
         return json(200, toFlannelJson(config));
       }
       case `PUT ${HOST_PATHS.lease}`: {
-        const instanceId = callerInstanceId(event);
-        deps.logger.appendKeys({ instanceId });
-        const body = jsonObjectBody(event, { required: true })!;
-        const { privateIp, previousSubnet } = stringFields(body, {
-          required: ['privateIp'],
-          optional: ['previousSubnet'],
-        });
         try {
+          const instanceId = callerInstanceId(event);
+          deps.logger.appendKeys({ instanceId });
+          const body = jsonObjectBody(event, { required: true })!;
+          const { privateIp, previousSubnet } = stringFields(body, {
+            required: ['privateIp'],
+            optional: ['previousSubnet'],
+          });
           const { lease, config, outcome } = await deps.leases.acquire(instanceId, {
             privateIp: privateIp!,
             previousSubnet,
           });
-          if (outcome === 'granted') deps.metrics?.addMetric('LeasesGranted', MetricUnit.Count, 1);
+          if (outcome === 'granted') deps.metrics?.addMetric(METRIC_NAMES.leasesGranted, MetricUnit.Count, 1);
           return json(200, leaseToJson(lease, config));
         } catch (error) {
-          if (
-            error instanceof VpcLeaseError &&
-            (error.code === 'RouteLimitExceeded' || error.code === 'SubnetsExhausted')
-          ) {
-            deps.metrics?.addMetric('LeasesRefused', MetricUnit.Count, 1);
+          // every 4xx answer, by its code (a 5xx is the API's own 5xx metric)
+          if (deps.metrics && error instanceof VpcLeaseError && error.status >= 400 && error.status < 500) {
+            countRefusedLease(deps.metrics, error.code);
           }
           throw error;
         }

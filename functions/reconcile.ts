@@ -10,7 +10,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createDependencies } from '../shared/adapters/dependencies.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
-import { logger, metrics } from '../shared/adapters/observability.js';
+import { logger, METRIC_DIMENSIONS, METRIC_NAMES, metrics } from '../shared/adapters/observability.js';
 import type { ConfigService } from '../shared/config-service.js';
 import type { ReconcileReportJson } from '../shared/http/contract.js';
 import type { RouteService } from '../shared/route-service.js';
@@ -37,12 +37,12 @@ export function buildReconcileHandler(deps: ReconcileHandlerDependencies) {
 }
 
 export function publishMetrics(metrics: Metrics, report: ReconcileReportJson): void {
-  metrics.addMetric('ReconcileChanges', MetricUnit.Count, report.changes.length);
+  metrics.addMetric(METRIC_NAMES.reconcileChanges, MetricUnit.Count, report.changes.length);
   for (const table of report.usage ?? []) {
     const single = metrics.singleMetric();
-    single.addDimension('RouteTableId', table.routeTableId);
+    single.addDimension(METRIC_DIMENSIONS.routeTableId, table.routeTableId);
     single.addMetric(
-      'RouteTableUtilisation',
+      METRIC_NAMES.routeTableUtilisation,
       MetricUnit.Percent,
       (100 * (table.limit - table.free)) / table.limit,
     );

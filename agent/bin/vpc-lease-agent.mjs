@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the TypeScript sources directly through tsx's loader: no build step, so a
-// clean clone works after `npm ci`. For hosts, `npm run build:agent` makes one file
-// that needs nothing but Node (dist/vpc-lease-agent.mjs).
+// clean clone works after `npm ci`. For hosts, `npm run build:agent` makes one executable
+// that needs no Node (dist/vpc-lease-agent) and one file that needs only Node
+// (dist/vpc-lease-agent.mjs).
 import { register } from 'tsx/esm/api';
 
 register();

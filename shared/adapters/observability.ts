@@ -14,6 +14,42 @@ export const metrics = new Metrics({
 
 export { MetricUnit };
 
+/**
+ * Every metric the functions publish (EMF, namespace POWERTOOLS_METRICS_NAMESPACE), by the
+ * name CloudWatch shows. Each carries Powertools' `service` dimension; the dimensions below
+ * come on top where noted. The dashboard and the alarms in serverless.yml name these.
+ */
+export const METRIC_NAMES = {
+  /** lease function: a lease granted or moved (a renewal is not counted) */
+  leasesGranted: 'LeasesGranted',
+  /** lease function: PUT /v1/lease answered 4xx, dimension ErrorCode (RouteLimitExceeded, TooManyRequests, ...) */
+  leasesRefused: 'LeasesRefused',
+  /** admin function: a lease revoked by an operator */
+  leasesRevoked: 'LeasesRevoked',
+  /** reconcile function: changes made by one sweep */
+  reconcileChanges: 'ReconcileChanges',
+  /** reconcile function: percent of RouteLimit in use, dimension RouteTableId */
+  routeTableUtilisation: 'RouteTableUtilisation',
+} as const;
+
+export const METRIC_DIMENSIONS = {
+  /** Powertools' default dimension: the service name (POWERTOOLS_SERVICE_NAME) */
+  service: 'service',
+  errorCode: 'ErrorCode',
+  routeTableId: 'RouteTableId',
+} as const;
+
+/**
+ * One LeasesRefused data point with the answer's error code as its dimension, published at
+ * once as its own EMF line (the request's other metrics keep only the service dimension).
+ * Any code counts, so a refusal the code base adds later shows up without a change here.
+ */
+export function countRefusedLease(metrics: Metrics, errorCode: string): void {
+  const single = metrics.singleMetric();
+  single.addDimension(METRIC_DIMENSIONS.errorCode, errorCode);
+  single.addMetric(METRIC_NAMES.leasesRefused, MetricUnit.Count, 1);
+}
+
 /** The logger shape the core accepts (a subset of Powertools' Logger). */
 export interface CoreLogger {
   info(message: string, extra?: object): void;

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TTL_ATTRIBUTE, tableDefinition } from '../../shared/adapters/dynamodb-schema.js';
+import { METRIC_DIMENSIONS, METRIC_NAMES } from '../../shared/adapters/observability.js';
 
 const run = promisify(execFile);
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -597,6 +598,149 @@ describe('the CloudFormation template (serverless package, offline)', () => {
       expect(invalidRouteTables).toBeInstanceOf(Error);
       expect(invalidRouteTables?.message).toContain('routeTableIds');
       expect(invalidRouteTables?.message).toContain('not-a-table');
+    });
+  });
+  describe('dashboard', () => {
+    /** One metric a widget shows: a plain metric, or a SEARCH (dimension names + filters). */
+    interface ShownMetric {
+      widget: string;
+      namespace: string;
+      name: string;
+      /** dimension name -> value; a SEARCH's schema dimensions without a filter map to '*' */
+      dimensions: Record<string, string>;
+      stat: string;
+    }
+
+    /** The dashboard body with every `${X}` of its Fn::Sub replaced by `<X>`, and the X found. */
+    const dashboardOf = (template: Json) => {
+      const text: string = template.Resources.Dashboard.Properties.DashboardBody['Fn::Sub'];
+      const references = new Set<string>();
+      const body = JSON.parse(
+        text.replace(/\$\{([^}]+)\}/g, (_, name: string) => {
+          references.add(name);
+          return `<${name}>`;
+        }),
+      );
+      return { body, references };
+    };
+
+    const shownMetrics = (body: Json): ShownMetric[] =>
+      (body.widgets as Json[]).flatMap((widget) =>
+        (widget.properties.metrics as Json[]).map((entry): ShownMetric => {
+          const title = widget.properties.title as string;
+          if (entry.length === 1 && entry[0].expression) {
+            const search = /^SEARCH\('\{([^}]+)\} (.+)', '(\w+)', \d+\)$/.exec(entry[0].expression);
+            if (!search) throw new Error(`${title}: not a SEARCH expression: ${entry[0].expression}`);
+            const [namespace, ...schema] = search[1]!.split(',');
+            const filters = Object.fromEntries(
+              [...search[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]),
+            );
+            const { MetricName, ...dimensionFilters } = filters;
+            const dimensions = Object.fromEntries(schema.map((d) => [d, dimensionFilters[d] ?? '*']));
+            expect(
+              Object.keys(dimensionFilters).every((d) => schema.includes(d)),
+              title,
+            ).toBe(true);
+            return { widget: title, namespace: namespace!, name: MetricName!, dimensions, stat: search[3]! };
+          }
+          const options = typeof entry.at(-1) === 'object' ? entry.at(-1) : {};
+          const [namespace, name, ...pairs] = typeof entry.at(-1) === 'object' ? entry.slice(0, -1) : entry;
+          const dimensions: Record<string, string> = {};
+          for (let i = 0; i < pairs.length; i += 2) dimensions[pairs[i]] = pairs[i + 1];
+          return { widget: title, namespace, name, dimensions, stat: options.stat ?? widget.properties.stat };
+        }),
+      );
+
+    const functionEnvironment = (template: Json) =>
+      template.Resources[FUNCTIONS.lease.logicalId].Properties.Environment.Variables;
+
+    it('shows only metrics the functions publish, under their namespace, service and dimensions', () => {
+      const { body } = dashboardOf(prod.template);
+      const env = functionEnvironment(prod.template);
+      const ours = shownMetrics(body).filter((m) => m.namespace === env.POWERTOOLS_METRICS_NAMESPACE);
+      // the dimensions each metric is published with (functions/lease.ts, functions/reconcile.ts)
+      const publishedDimensions: Record<string, string[]> = {
+        [METRIC_NAMES.leasesRefused]: [METRIC_DIMENSIONS.service, METRIC_DIMENSIONS.errorCode],
+        [METRIC_NAMES.routeTableUtilisation]: [METRIC_DIMENSIONS.service, METRIC_DIMENSIONS.routeTableId],
+      };
+      expect(ours.length).toBeGreaterThan(0);
+      for (const metric of ours) {
+        expect(Object.values(METRIC_NAMES), metric.widget).toContain(metric.name);
+        expect(Object.keys(metric.dimensions).sort(), `${metric.widget}: ${metric.name}`).toEqual(
+          (publishedDimensions[metric.name] ?? [METRIC_DIMENSIONS.service]).slice().sort(),
+        );
+        expect([env.POWERTOOLS_SERVICE_NAME, '*']).toContain(metric.dimensions[METRIC_DIMENSIONS.service]);
+      }
+      // nothing under another name that could be meant as ours
+      const others = shownMetrics(body).filter((m) => m.namespace !== env.POWERTOOLS_METRICS_NAMESPACE);
+      for (const metric of others) expect(metric.namespace, metric.widget).toMatch(/^AWS\//);
+    });
+
+    it('shows route-table utilisation per table, leases granted, refused by code and answered 429, and reconcile changes', () => {
+      const shown = shownMetrics(dashboardOf(prod.template).body);
+      const find = (name: string, dimensions: Record<string, string>) =>
+        shown.filter(
+          (m) => m.name === name && expect.objectContaining(dimensions).asymmetricMatch(m.dimensions),
+        );
+      expect(
+        find(METRIC_NAMES.routeTableUtilisation, { [METRIC_DIMENSIONS.routeTableId]: '*' }),
+      ).toHaveLength(1);
+      expect(find(METRIC_NAMES.leasesGranted, {})).toHaveLength(1);
+      expect(find(METRIC_NAMES.leasesRefused, { [METRIC_DIMENSIONS.errorCode]: '*' })).toHaveLength(1);
+      // the code the lease function gives a 429 (DESIGN's TooManyRequests)
+      expect(
+        find(METRIC_NAMES.leasesRefused, { [METRIC_DIMENSIONS.errorCode]: 'TooManyRequests' }),
+      ).toHaveLength(1);
+      expect(find(METRIC_NAMES.reconcileChanges, {})).toHaveLength(1);
+    });
+
+    it('shows API 4xx and 5xx per route of this API (detailed route metrics on), and the dead-letter queue', () => {
+      const shown = shownMetrics(dashboardOf(prod.template).body);
+      for (const status of ['4xx', '5xx']) {
+        expect(shown).toContainEqual(
+          expect.objectContaining({
+            namespace: 'AWS/ApiGateway',
+            name: status,
+            dimensions: { ApiId: '<HttpApi>', Route: '*', Stage: '*' },
+            stat: 'Sum',
+          }),
+        );
+      }
+      expect(
+        prod.template.Resources.HttpApiStage.Properties.DefaultRouteSettings.DetailedMetricsEnabled,
+      ).toBe(true);
+      expect(shown).toContainEqual(
+        expect.objectContaining({
+          namespace: 'AWS/SQS',
+          name: 'ApproximateNumberOfMessagesVisible',
+          dimensions: { QueueName: '<FailedEventsQueue.QueueName>' },
+        }),
+      );
+    });
+
+    it('shows errors, throttles and duration of each of the four functions', () => {
+      const shown = shownMetrics(dashboardOf(prod.template).body).filter((m) => m.namespace === 'AWS/Lambda');
+      const expected = ['Errors', 'Throttles', 'Duration'].flatMap((name) =>
+        Object.values(FUNCTIONS).map((fn) => ({ name, dimensions: { FunctionName: `<${fn.logicalId}>` } })),
+      );
+      expect(shown.map(({ name, dimensions }) => ({ name, dimensions }))).toEqual(expected);
+    });
+
+    it('refers only to resources of the stack, marks the utilisation alarm threshold, and outputs its URL', () => {
+      const { body, references } = dashboardOf(scoped.template);
+      for (const reference of references) {
+        const resource = reference.split('.')[0]!;
+        expect(reference.startsWith('AWS::') || resource in scoped.template.Resources, reference).toBe(true);
+      }
+      const utilisation = (body.widgets as Json[]).find((w) =>
+        JSON.stringify(w.properties.metrics).includes(METRIC_NAMES.routeTableUtilisation),
+      );
+      expect(utilisation.properties.annotations.horizontal).toEqual([{ label: 'alarm', value: 75 }]);
+      expect(prod.template.Resources.Dashboard.Properties.DashboardName).toBe('vpc-lease-prod');
+      expect(prod.template.Outputs.DashboardUrl.Value).toEqual({
+        'Fn::Sub':
+          'https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards/dashboard/${Dashboard}',
+      });
     });
   });
 });
