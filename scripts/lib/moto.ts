@@ -15,8 +15,8 @@ export interface MotoServer {
 export class MotoNotInstalledError extends Error {
   constructor() {
     super(
-      'moto_server was not found. Install it with: pip install "moto[server]" ' +
-        '(it provides the moto_server command; python3 -m moto.server works too).',
+      'moto was not found for python3. Install it with: python3 -m pip install "moto[server]" ' +
+        '(vpc-lease runs moto through its own launcher, scripts/lib/moto_serialized.py).',
     );
     this.name = 'MotoNotInstalledError';
   }
@@ -25,15 +25,15 @@ export class MotoNotInstalledError extends Error {
 const SERIALISED_LAUNCHER = fileURLToPath(new URL('./moto_serialized.py', import.meta.url));
 
 /**
- * How to run moto: our serialising launcher (moto_serialized.py) under the python3 that has
- * moto, else `moto_server` on PATH, else `python3 -m moto.server`.
+ * How to run moto: always through our launcher (moto_serialized.py) under the python3 that
+ * has moto. The launcher serialises moto's backends and makes EC2 answer as EC2 does
+ * (moto_ec2_fidelity.py); a bare `moto_server` would give the tests, the local stack and the
+ * demo an engine that differs from the one they are specified against.
  */
 export function motoCommand(): { command: string; args: string[] } {
   if (spawnSync('python3', ['-c', 'import moto.server, werkzeug'], { stdio: 'ignore' }).status === 0) {
     return { command: 'python3', args: [SERIALISED_LAUNCHER] };
   }
-  if (spawnSync('moto_server', ['--help'], { stdio: 'ignore' }).status === 0)
-    return { command: 'moto_server', args: [] };
   throw new MotoNotInstalledError();
 }
 
@@ -67,10 +67,18 @@ export async function startMoto(
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A caller that dies or gives up (a test hook's timeout) before stop() must not leave moto behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.off('exit', killOnExit);
+      resolve();
+    }),
+  );
   const endpoint = `http://127.0.0.1:${port}`;
 
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 45_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}:\n${output}`);
     try {
@@ -81,7 +89,7 @@ export async function startMoto(
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`moto_server did not answer on ${endpoint} within 20 s:\n${output}`);
+      throw new Error(`moto_server did not answer on ${endpoint} within 45 s:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

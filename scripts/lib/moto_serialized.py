@@ -16,6 +16,8 @@ from werkzeug.serving import run_simple
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+import moto_ec2_fidelity
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -25,6 +27,8 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    moto_ec2_fidelity.install()
 
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()

@@ -47,19 +47,24 @@ describe('bench smoke: a storm of 20 simultaneous joins with our allocation stra
   });
 
   it('writes each lease its route, to the lease ENI, before answering', () => {
-    expect(result.routesExpected).toBe(N * result.tables);
+    expect(result.routesExpected).toBe(N); // one route table
     expect(result.routesCorrect).toBe(result.routesExpected);
   });
 
-  it('keeps every granting PUT within the EC2 budget of #tables + 2', () => {
-    expect(result.ec2Budget).toBe(result.tables + 2);
-    expect(result.ec2MaxPerGrantingPut).toBeLessThanOrEqual(result.ec2Budget);
-    expect(result.ec2PerLease).toBeLessThanOrEqual(result.ec2Budget);
+  it('spends exactly #tables + 2 EC2 requests per lease: one Describe, one source/dest check, one route per table', () => {
+    // the scene has one route table in scope, and every host's ENI starts with the check on
+    expect(result.tables).toBe(1);
+    expect(result.rejections).toBe(0);
+    expect(result.ec2Budget).toBe(3);
+    expect(result.ec2MaxPerGrantingPut).toBe(3);
+    expect(result.calls['EC2.DescribeInstances']).toBe(N);
+    expect(result.calls['EC2.ModifyNetworkInterfaceAttribute']).toBe(N);
+    expect(result.calls['EC2.CreateRoute']).toBe(N);
+    expect(result.ec2PerLease).toBe(3);
   });
 
-  it('needs two TransactWriteItems per lease at least (grant + route states) and counts them', () => {
-    expect(result.transactionsPerLease).toBeGreaterThanOrEqual(2);
-    expect(result.grantAttemptsPerLease).toBeGreaterThanOrEqual(1);
-    expect(result.calls['DynamoDB.TransactWriteItems']).toBeGreaterThanOrEqual(2 * N);
+  it('writes DynamoDB one transaction per grant attempt plus one per lease for its route states', () => {
+    // how many grant attempts lose a race depends on the draws; each costs one transaction
+    expect(result.transactionsPerLease).toBeCloseTo(result.grantAttemptsPerLease + 1, 9);
   });
 });

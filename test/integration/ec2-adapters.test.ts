@@ -29,7 +29,6 @@ import {
   injectEc2Errors,
   launchHosts,
   PEERED_CIDR,
-  restoreRouteAlreadyExists,
   routeTarget,
   sourceDestCheckOf,
   terminate,
@@ -119,29 +118,6 @@ describe('Ec2RouteTables (against moto)', () => {
     expect(await port().createRoute(tableId, '10.244.7.0/24', a!.networkInterfaceId)).toBe('created');
     expect(await port().createRoute(tableId, '10.244.7.0/24', b!.networkInterfaceId)).toBe('exists');
     expect(await routeTarget(aws.ec2, tableId, '10.244.7.0/24')).toBe(a!.networkInterfaceId);
-  });
-
-  it('documents the moto quirk the suite corrects: moto overwrites an ENI route on CreateRoute where EC2 refuses', async () => {
-    const fixture = await createNetworkFixture(aws.ec2, { tables: 1 });
-    const [a, b] = await launchHosts(aws.ec2, fixture, 2);
-    const tableId = fixture.routeTableIds[0]!;
-    const raw = createEc2Client({ endpoint: aws.moto.endpoint, region: TEST_REGION, maxAttempts: 1 });
-    const dispose = () => raw.destroy();
-    try {
-      await createRouteByHand(raw, tableId, '10.244.7.0/24', a!.networkInterfaceId);
-      await createRouteByHand(raw, tableId, '10.244.7.0/24', b!.networkInterfaceId);
-      expect(await routeTarget(raw, tableId, '10.244.7.0/24')).toBe(b!.networkInterfaceId);
-      // with the correction, the same second call is refused as EC2 refuses it
-      const restore = restoreRouteAlreadyExists(raw, aws.moto.endpoint, TEST_REGION);
-      await expect(
-        createRouteByHand(raw, tableId, '10.244.7.0/24', a!.networkInterfaceId),
-      ).rejects.toMatchObject({
-        name: 'RouteAlreadyExists',
-      });
-      restore();
-    } finally {
-      dispose();
-    }
   });
 
   it('replaces the target of a route in one call', async () => {

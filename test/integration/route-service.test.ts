@@ -23,7 +23,6 @@ import {
   networkConfig,
   overlayRoutes,
   replaceRouteByHand,
-  restoreRouteAlreadyExists,
   routeTarget,
   setSourceDestCheck,
   sourceDestCheckOf,
@@ -117,11 +116,9 @@ function faultyEc2(faults: Parameters<typeof injectEc2Errors>[1]): { client: EC2
     maxAttempts: 2,
   });
   injectEc2Errors(client, faults);
-  const restore = restoreRouteAlreadyExists(client, aws.moto.endpoint, TEST_REGION);
   return {
     client,
     dispose() {
-      restore();
       client.destroy();
     },
   };

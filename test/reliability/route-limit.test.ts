@@ -210,7 +210,7 @@ describe('RouteLimit lowered by an operator while a host joins', () => {
   // after it: the publish blocks every free slot at or above the new capacity with a
   // tombstone before the new config is visible (shared/slot-keeper.ts), so that grant fails
   // on its slot, retries, and finds no room; or the publish sees the lease and refuses.
-  it('never leaves more live leases than the published limit admits', async () => {
+  it('accepts a publish that admits the lease in use, and refuses the join it overtook with 409', async () => {
     const plane = await planeWithCapacity(3, 2);
     const [a, b] = plane.hosts as [FaultyPlane['hosts'][0], FaultyPlane['hosts'][0]];
     expect((await plane.putLease(a)).statusCode).toBe(200);
@@ -246,11 +246,13 @@ describe('RouteLimit lowered by an operator while a host joins', () => {
     const joined = await joining;
     await plane.syncConfig();
 
-    // Either the publish is refused, or the join is: never both accepted.
-    expect(
-      [publish.statusCode, joined.statusCode],
-      JSON.stringify({ publish: publish.body, joined: joined.body }),
-    ).not.toEqual([200, 200]);
+    // The publish admits the one lease in use, so it is accepted; the join it overtook then
+    // finds no room: never both accepted.
+    expect(publish.statusCode, JSON.stringify(publish.body)).toBe(200);
+    expect(joined.statusCode, JSON.stringify(joined.body)).toBe(409);
+    expect(joined.body?.error?.code).toBe('RouteLimitExceeded');
+    expect(await plane.cleanStore.getByInstance(b.instanceId)).toBeUndefined();
+    expect((await plane.cleanStore.getByInstance(a.instanceId))?.instanceId).toBe(a.instanceId);
     await plane.check();
     plane.dispose();
   });

@@ -15,19 +15,18 @@ import {
   DeleteRouteCommand,
   DescribeNetworkInterfacesCommand,
   DescribeRouteTablesCommand,
-  EC2Client,
+  type EC2Client,
   ModifyNetworkInterfaceAttributeCommand,
   ReplaceRouteCommand,
   type Route,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { HttpResponse } from '@smithy/protocol-http';
-import { afterAll, beforeAll } from 'vitest';
 import { type LaunchedInstance, launchInstances, seedVpc } from '../../scripts/lib/seed.js';
 import { parseCidr } from '../../shared/cidr.js';
 import type { Lease, LeaseRoute } from '../../shared/lease.js';
 import { type NetworkConfig, parseNetworkConfig } from '../../shared/network-config.js';
-import { type MotoContext, TEST_REGION, useMoto } from './aws.js';
+import { type MotoContext, useMoto } from './aws.js';
 
 export const NETWORK = '10.244.0.0/16';
 export const PEERED_CIDR = '192.168.0.0/16';
@@ -249,64 +248,15 @@ function targetOf(route: Route): string {
   );
 }
 
-// ---------------------------------------------------------------- moto fidelity and injected faults
+// ---------------------------------------------------------------- injected faults
 
 /**
- * moto (5.2, ec2/models/route_tables.py create_route) skips its RouteAlreadyExists check
- * when the target is a NetworkInterfaceId and silently overwrites the route; real EC2
- * refuses with RouteAlreadyExists ("The route identified by ... already exists").
- * This restores EC2's answer: before a CreateRoute with an ENI target, it asks moto itself
- * (through a separate, uncounted client) whether the table already routes the destination,
- * and if so answers as EC2 would. The decision rests on moto's state, not on a script.
- */
-export function restoreRouteAlreadyExists(client: EC2Client, endpoint: string, region: string): () => void {
-  const probe = new EC2Client({ endpoint, region, maxAttempts: 1 });
-  client.middlewareStack.add(
-    (next: any, context: any) => async (args: any) => {
-      const input = args.input as {
-        RouteTableId?: string;
-        DestinationCidrBlock?: string;
-        NetworkInterfaceId?: string;
-      };
-      if (
-        context.commandName !== 'CreateRouteCommand' ||
-        !input.NetworkInterfaceId ||
-        !input.DestinationCidrBlock
-      ) {
-        return next(args);
-      }
-      const out = await probe
-        .send(new DescribeRouteTablesCommand({ RouteTableIds: [input.RouteTableId ?? ''] }))
-        .catch(() => undefined);
-      const taken = out?.RouteTables?.[0]?.Routes?.some(
-        (r) => r.DestinationCidrBlock === input.DestinationCidrBlock,
-      );
-      if (!taken) return next(args);
-      return {
-        response: ec2ErrorResponse(
-          400,
-          'RouteAlreadyExists',
-          `The route identified by ${input.DestinationCidrBlock} already exists.`,
-        ),
-      };
-    },
-    { step: 'deserialize', priority: 'low', name: 'vpcLeaseMotoRouteAlreadyExists', override: true },
-  );
-  return () => probe.destroy();
-}
-
-/**
- * useMoto(), with the shared EC2 client answering CreateRoute as EC2 does
- * (see restoreRouteAlreadyExists).
+ * useMoto() for the route suites. The moto it starts answers CreateRoute as EC2 does
+ * (RouteAlreadyExists for a taken destination): scripts/lib/moto_ec2_fidelity.py, inside
+ * the moto process, so every client sees the same engine.
  */
 export function useMotoEc2(): MotoContext {
-  const aws = useMoto();
-  let dispose: (() => void) | undefined;
-  beforeAll(() => {
-    dispose = restoreRouteAlreadyExists(aws.ec2, aws.moto.endpoint, TEST_REGION);
-  });
-  afterAll(() => dispose?.());
-  return aws;
+  return useMoto();
 }
 
 function ec2ErrorResponse(status: number, code: string, message: string): HttpResponse {

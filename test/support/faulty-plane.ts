@@ -7,8 +7,8 @@
  *     leasable) and, in the VPC's main table (out of scope), an ENI route inside Network:
  *     neither may ever change;
  *   - `hosts` instances, a fresh lease table, a published config, a fake clock;
- *   - the real services and Lambda handlers wired on the faulty clients, which answer
- *     CreateRoute as EC2 does (restoreRouteAlreadyExists) so the replace path is real.
+ *   - the real services and Lambda handlers wired on the faulty clients; moto answers
+ *     CreateRoute as EC2 does (RouteAlreadyExists), so the replace path is real.
  */
 import { CreateRouteCommand, DescribeRouteTablesCommand } from '@aws-sdk/client-ec2';
 import { buildAdminHandler } from '../../functions/admin.js';
@@ -35,12 +35,7 @@ import { RouteService } from '../../shared/route-service.js';
 import { SlotKeeper } from '../../shared/slot-keeper.js';
 import { type MotoContext, TEST_REGION } from './aws.js';
 import { quietLogger } from './control-plane.js';
-import {
-  createNetworkFixture,
-  launchHosts,
-  type NetworkFixture,
-  restoreRouteAlreadyExists,
-} from './ec2-fixtures.js';
+import { createNetworkFixture, launchHosts, type NetworkFixture } from './ec2-fixtures.js';
 import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN } from './events.js';
 import { attachFaults, createFaultSwitch, type FaultSwitch, seededRandom, Turnstile } from './faults.js';
 import {
@@ -182,7 +177,6 @@ export async function createFaultyPlane(
   };
   const ec2 = createEc2Client(clientOptions);
   attachFaults(ec2, 'EC2', faults, turnstile);
-  const disposeProbe = restoreRouteAlreadyExists(ec2, aws.moto.endpoint, TEST_REGION);
   const dynamo = createDynamoDbClient(clientOptions);
   attachFaults(dynamo, 'DynamoDB', faults, turnstile);
 
@@ -303,7 +297,6 @@ export async function createFaultyPlane(
         settled,
       }),
     dispose() {
-      disposeProbe();
       ec2.destroy();
       dynamo.destroy();
     },

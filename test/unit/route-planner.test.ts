@@ -406,17 +406,25 @@ describe('planRoutes, for any tables and leases', () => {
           const notOurs = (r: RouteEntry) =>
             inside(r.destination) && r.otherTarget !== undefined && !healthySubnets.has(r.destination);
           expect(t.routes.filter(notOurs)).toEqual(before.routes.filter(notOurs));
-          // every healthy lease: exactly one active route, to its ENI (or, with no ENI reported, its instance)
+          // every healthy lease: exactly one route. A working route to its holder (its ENI, or its
+          // instance) stays as it was; anything else becomes the lease's own route to its ENI.
           for (const l of healthy) {
-            const routes = t.routes.filter((r) => r.destination === formatCidr(l.subnet));
-            expect(routes).toHaveLength(1);
-            const [route] = routes;
-            expect(route?.state).toBe('active');
-            expect(route?.otherTarget).toBeUndefined();
-            expect(route?.networkInterfaceId ?? l.networkInterfaceId).toBe(l.networkInterfaceId);
-            expect(route?.networkInterfaceId ?? route?.instanceId).toBe(
-              route?.networkInterfaceId ?? l.instanceId,
-            );
+            const destination = formatCidr(l.subnet);
+            const was = before.routes.find((r) => r.destination === destination);
+            const working =
+              was?.state === 'active' &&
+              (was.networkInterfaceId === l.networkInterfaceId || was.instanceId === l.instanceId);
+            expect(t.routes.filter((r) => r.destination === destination)).toEqual([
+              working
+                ? was
+                : {
+                    destination,
+                    networkInterfaceId: l.networkInterfaceId,
+                    instanceId: l.instanceId,
+                    state: 'active',
+                    origin: 'CreateRoute',
+                  },
+            ]);
           }
           // no other ENI/instance route inside Network
           const ours = t.routes.filter((r) => inside(r.destination) && r.otherTarget === undefined);
