@@ -119,7 +119,10 @@ export async function startMoto(
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const endpoint = `http://127.0.0.1:${port}`;
 
-  const deadline = Date.now() + 20_000;
+  // moto imports every AWS service it mocks at start: seconds on an idle machine, much more
+  // on a loaded one (tests run several suites, each with its own moto, side by side)
+  const startTimeoutMs = 60_000;
+  const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}:\n${output}`);
     try {
@@ -130,7 +133,9 @@ export async function startMoto(
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`moto_server did not answer on ${endpoint} within 20 s:\n${output}`);
+      throw new Error(
+        `moto_server did not answer on ${endpoint} within ${startTimeoutMs / 1000} s:\n${output}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
