@@ -302,7 +302,7 @@ BENCH_QUICK=1 npm run bench   # smoke run (under a minute): small N, one cold st
 Knobs (environment): \`BENCH_STORM_N=50,200,990\` (storm sizes), \`BENCH_CONCURRENCY\` (joins in flight,
 default 50), \`BENCH_TIME_BOX\` (seconds for each comparison strategy, default 25), \`BENCH_CONVERGENCE_N\`,
 \`BENCH_TIME_SCALE\`, \`BENCH_COLD_RUNS\`, \`BENCH_OUTPUT\` (where to write the report; \`-\` for nowhere).
-moto must be installed (\`pip install 'moto[server]'\`); the bench starts it on free loopback ports and
+moto must be installed (\`npm run setup:moto\`); the bench starts it on free loopback ports and
 stops it at the end, on error and on Ctrl-C. \`npm test\` runs a smoke storm (test/bench/bench-smoke.test.ts)
 that checks the invariants, never the timings.
 
