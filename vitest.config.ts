@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // moto missing: one message saying what to run (npm run setup:moto), not a failure per suite
+    globalSetup: ['test/support/require-moto.ts'],
     // Integration suites each start their own moto_server; two cores, so keep parallelism modest.
     maxWorkers: 2,
     testTimeout: 30_000,

@@ -67,16 +67,24 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   try {
     return ((await command.run(context)) ?? ExitCode.Ok) as ExitCode;
   } catch (error) {
-    return reportFailure(error, {
-      stderr,
-      hint:
-        error instanceof UsageError
-          ? `Run "${PROGRAM} ${command.words.join(' ')} --help" for usage.`
-          : error instanceof ApiError && error.status === 0 && local
-            ? 'Is the local stack running? Start it with "npm start".'
-            : undefined,
-    });
+    return reportFailure(error, { stderr, hint: hintFor(error, command, local) });
   }
+}
+
+/** The line after the error that says what to do next, when there is one. */
+function hintFor(error: unknown, command: Command, local: boolean): string | undefined {
+  if (error instanceof UsageError) return `Run "${PROGRAM} ${command.words.join(' ')} --help" for usage.`;
+  if (!(error instanceof ApiError)) return undefined;
+  if (error.status === 0 && local) return 'Is the local stack running? Start it with "npm start".';
+  if (error.status === 404 && command.args.includes('subnet')) {
+    return `Run "${PROGRAM}${local ? ' --local' : ''} leases" to see which subnets are leased.`;
+  }
+  if (error.retryable) {
+    // also API Gateway's own bare 503/500 when a function ran out of time
+    const when = error.retryAfterSeconds === undefined ? 'shortly' : `in ${error.retryAfterSeconds} s`;
+    return `This is temporary (the API, or AWS behind it, was unavailable or too slow): run the command again ${when}.`;
+  }
+  return undefined;
 }
 
 function parseInvocation(argv: readonly string[]): Invocation {

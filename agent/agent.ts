@@ -174,7 +174,15 @@ export class HostAgent {
         }
         const written = await this.publish(lease);
         if (written !== undefined) return written;
-        if (this.options.once) return EXIT_OK;
+        if (this.options.once) {
+          // the one line that says --once succeeded, also when the file already held this lease
+          log.info('lease held, subnet file up to date; exiting (--once)', {
+            subnet: lease.subnet,
+            expiresAt: lease.expiresAt,
+            subnetFile: this.options.subnetFile,
+          });
+          return EXIT_OK;
+        }
 
         const plan = planRenewal(Date.parse(lease.expiresAt), this.clock.now(), this.options.renewMarginMs);
         if (plan.marginTooLong) {

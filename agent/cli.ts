@@ -127,7 +127,9 @@ async function runAgent(
   let mtu = config.mtu;
   if (mtu === undefined) {
     const detected = await detectMtu(identity.privateIp);
-    if (detected.warning) log.warn(detected.warning);
+    // Local mode usually leases for a moto instance whose address is on no interface here:
+    // the fallback is expected then, not worth a warning on every run.
+    if (detected.warning) (identity.localIdentityArn ? log.debug : log.warn)(detected.warning);
     mtu = detected.mtu;
   }
 

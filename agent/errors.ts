@@ -41,7 +41,8 @@ export function decideOnFailure(error: unknown, context: FailureContext): Failur
       ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
     };
   }
-  const server = `the API answered ${error.status} ${error.code}: ${error.message}`;
+  // the server's message is a sentence; the advice below starts another after its period
+  const server = `the API answered ${error.status} ${error.code}: ${error.message.replace(/\.$/, '')}`;
   switch (error.status) {
     case 400:
       if (context.sentHint) {

@@ -7,7 +7,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { createDependencies } from '../shared/adapters/dependencies.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { countRefusedLease, logger, METRIC_NAMES, metrics } from '../shared/adapters/observability.js';
-import { NotFoundError, VpcLeaseError } from '../shared/errors.js';
+import { MethodNotAllowedError, NotFoundError, VpcLeaseError } from '../shared/errors.js';
 import { HOST_PATHS } from '../shared/http/contract.js';
 import { leaseToJson } from '../shared/http/mappers.js';
 import {
@@ -31,9 +31,15 @@ export interface LeaseHandlerDependencies {
   metrics?: Metrics;
 }
 
+/** The methods of each host path; any other method on these paths is answered 405. */
+const HOST_METHODS: Record<string, readonly string[]> = {
+  [HOST_PATHS.config]: ['GET'],
+  [HOST_PATHS.lease]: ['PUT', 'DELETE'],
+};
+
 export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
   const route = async (event: HttpEvent): Promise<HttpResult> => {
-    const { routeKey } = routeOf(event);
+    const { method, routeKey } = routeOf(event);
     switch (routeKey) {
       case `GET ${HOST_PATHS.config}`: {
         callerArn(event);
@@ -69,10 +75,16 @@ export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
         await deps.leases.release(instanceId);
         return noContent();
       }
-      default:
+      default: {
+        const template = routeKey.slice(routeKey.indexOf(' ') + 1);
+        const allowed = HOST_METHODS[template];
+        if (allowed) {
+          throw new MethodNotAllowedError(`${template} answers ${allowed.join(', ')}, not ${method}.`);
+        }
         throw new NotFoundError(
           `No route ${routeKey}: host routes are GET /v1/config, PUT /v1/lease, DELETE /v1/lease.`,
         );
+      }
     }
   };
 

@@ -32,6 +32,10 @@ import {
 import { freePort } from './lib/moto.js';
 import { findLocalVpc, type LaunchedInstance, launchInstances } from './lib/seed.js';
 
+// Node 20 here: the SDK's notice that its 2027 releases need Node 22 is noise for a person
+// at the terminal (the versions in the lock file work). Child processes inherit it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const AGENT_BIN = join(REPO_ROOT, 'agent/bin/vpc-lease-agent.mjs');
 /** an agent with --once retries transient errors forever; the demo gives up after this */
@@ -466,6 +470,9 @@ async function invokeInstanceState(
   );
   const text = await response.text();
   if (!response.ok) throw new Error(`Invoking instanceState failed with ${response.status}: ${text}`);
+  // Lambda's Invoke answers 200 for a failed invocation too (a timeout included); this header says so.
+  const functionError = response.headers.get('x-amz-function-error');
+  if (functionError) throw new Error(`instanceState failed (${functionError}): ${text.slice(0, 300)}`);
   return text === '' ? undefined : JSON.parse(text);
 }
 

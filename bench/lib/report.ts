@@ -302,7 +302,7 @@ BENCH_QUICK=1 npm run bench   # smoke run (under a minute): small N, one cold st
 Knobs (environment): \`BENCH_STORM_N=50,200,990\` (storm sizes), \`BENCH_CONCURRENCY\` (joins in flight,
 default 50), \`BENCH_TIME_BOX\` (seconds for each comparison strategy, default 25), \`BENCH_CONVERGENCE_N\`,
 \`BENCH_TIME_SCALE\`, \`BENCH_COLD_RUNS\`, \`BENCH_OUTPUT\` (where to write the report; \`-\` for nowhere).
-moto must be installed (\`pip install 'moto[server]'\`); the bench starts it on free loopback ports and
+moto must be installed (\`npm run setup:moto\`); the bench starts it on free loopback ports and
 stops it at the end, on error and on Ctrl-C. \`npm test\` runs a smoke storm (test/bench/bench-smoke.test.ts)
 that checks the invariants, never the timings.
 
@@ -365,7 +365,7 @@ What the columns mean:
 - *TransactWriteItems/lease*: the grant transactions (a lost race is one more; a \`TransactionConflict\`
   retried by the store is one more) plus one route-state update per lease — 2.00 is the minimum.
 - *grant attempts/lease*: \`store.grant\` calls; *scans/lease*: occupancy scans (one after each lost race).
-- *EC2 req/lease* and *max EC2 req/PUT*: DESIGN.md's budget for a new lease is #tables + 2
+- *EC2 req/lease* and *max EC2 req/PUT*: the design's budget for a new lease is #tables + 2
   (DescribeInstances, the source/destination check, one CreateRoute per table); a PUT refused with 503
   before granting costs one DescribeInstances.
 - *503s*: answers "too many hosts are joining at once" (12 lost races in one request) the joiners waited out.
@@ -379,8 +379,8 @@ N new hosts run the real host agent (agent/agent.ts with \`--once\`: PUT /v1/lea
 routes exist, then write subnet.env) against the real lease function (middy chain, in-process), while
 EC2 throttles: a token bucket per API action in front of every EC2 client, as an SDK middleware at the
 \`finalizeRequest\` step (below the SDK's retry), answering \`RequestLimitExceeded\` (HTTP 503) when empty —
-mutating actions ${EC2_MUTATING.burst} burst / ${EC2_MUTATING.refillPerSecond} per s, Describe* ${EC2_DESCRIBE.burst} / ${EC2_DESCRIBE.refillPerSecond} per s, as DESIGN.md and
-AWS's "Request throttling for the Amazon EC2 API" give them. Every invocation runs in a simulated Lambda
+mutating actions ${EC2_MUTATING.burst} burst / ${EC2_MUTATING.refillPerSecond} per s, Describe* ${EC2_DESCRIBE.burst} / ${EC2_DESCRIBE.refillPerSecond} per s, as
+AWS's "Request throttling for the Amazon EC2 API" gives them. Every invocation runs in a simulated Lambda
 environment (an idle one is reused, otherwise a new one starts with its own SDK clients and retry
 quota). The reconcile runs on its 5-minute schedule. ${conv.tables} route tables in scope.
 

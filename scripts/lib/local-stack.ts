@@ -1,5 +1,5 @@
 /**
- * The whole control plane on this machine, nothing in AWS (DESIGN.md, "Local stack"):
+ * The whole control plane on this machine, nothing in AWS (docs/local-stack.md):
  * moto_server for EC2 + DynamoDB, the seeded VPC, the table, serverless-offline serving
  * the real handlers (stage `local`, `--noAuth`), and the default network config published
  * through the real admin API. Every port binds 127.0.0.1.
@@ -59,6 +59,11 @@ export interface LocalStackOptions {
   log?: (text: string) => void;
   /** the directory holding serverless.yml (default: this repository) */
   serviceDir?: string;
+  /**
+   * every function's timeout on this stack, in seconds (default: serverless.yml's own, as in
+   * AWS). Tests that stall the engine shorten it to keep their runtime down.
+   */
+  functionTimeoutSeconds?: number;
   /** aborts a start in progress (Ctrl-C during start-up); whatever was started is stopped */
   signal?: AbortSignal;
 }
@@ -68,6 +73,8 @@ export interface LocalStack {
   readonly apiUrl: string;
   /** moto_server (EC2 + DynamoDB): what AWS_ENDPOINT_URL points at */
   readonly motoEndpoint: string;
+  /** the stack's own moto_server process (tests pause it to stage an engine stall) */
+  readonly motoPid: number;
   /** serverless-offline's Lambda invoke API (functions vpc-lease-local-<name>) */
   readonly lambdaEndpoint: string;
   readonly ports: { readonly api: number; readonly moto: number; readonly lambda: number };
@@ -183,6 +190,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       vpcId: vpc.vpcId,
       workFolder,
       watch: options.watch,
+      functionTimeoutSeconds: options.functionTimeoutSeconds,
     });
     const output = captureOutput(offline, log);
     cleanups.push(() => stopProcessGroup(offline));
@@ -206,6 +214,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     return {
       apiUrl,
       motoEndpoint: moto.endpoint,
+      motoPid: moto.pid,
       lambdaEndpoint,
       ports,
       vpc,
@@ -260,6 +269,7 @@ function spawnOffline(args: {
   vpcId: string;
   workFolder: string;
   watch: boolean | undefined;
+  functionTimeoutSeconds: number | undefined;
 }): ChildProcess {
   const serverlessBin = createRequire(import.meta.url).resolve('osls/bin/serverless.js');
   const env: NodeJS.ProcessEnv = {
@@ -278,11 +288,23 @@ function spawnOffline(args: {
     VPCLEASE_API_PORT: String(args.ports.api),
     VPCLEASE_LAMBDA_PORT: String(args.ports.lambda),
     VPCLEASE_ESBUILD_DIR: args.workFolder,
+    ...(args.functionTimeoutSeconds !== undefined
+      ? { VPCLEASE_LOCAL_FUNCTION_TIMEOUT: String(args.functionTimeoutSeconds) }
+      : {}),
     // a pattern that matches nothing turns the rebuild-on-change watcher off
     ...(args.watch ? {} : { VPCLEASE_WATCH_PATTERN: `${args.workFolder}/no-watch` }),
   };
   for (const name of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN']) delete env[name];
-  return spawn(process.execPath, [serverlessBin, 'offline', 'start', '--stage', LOCAL_STAGE, '--noAuth'], {
+  // --noTimeout: serverless-offline's own timer starts when the request arrives, before its
+  // worker thread has started and loaded the bundle (in AWS, the init phase, outside the
+  // function's timeout), while the handler's deadline (context.getRemainingTimeInMillis)
+  // starts when the handler does. Under load (concurrent cold workers, requests queued on
+  // moto) its timer ran out first and it answered 200 with a stack trace. Without it the
+  // handler's own early timeout (middy timeoutEarlyInMillis, shared/http/middleware.ts) ends
+  // every invocation, as Lambda's clock does in AWS: 503 with Retry-After for the HTTP
+  // functions, a function error (X-Amz-Function-Error: Unhandled) for a direct invocation.
+  const offlineArgs = [serverlessBin, 'offline', 'start', '--stage', LOCAL_STAGE, '--noAuth', '--noTimeout'];
+  return spawn(process.execPath, offlineArgs, {
     cwd: args.serviceDir,
     env,
     detached: true, // own process group: stop() signals the group, esbuild included

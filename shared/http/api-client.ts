@@ -20,7 +20,7 @@ export interface ApiClientOptions {
   credentials?: AwsCredentialIdentityProvider;
   /** local stack: send this ARN in the serverless-offline authorizer override header, unsigned */
   localIdentityArn?: string;
-  /** per request; default 10 s */
+  /** per request; default DEFAULT_TIMEOUT_MS */
   timeoutMs?: number;
   userAgent?: string;
 }
@@ -57,6 +57,13 @@ export class ApiError extends Error {
     return this.status === 0 || this.status === 429 || this.status >= 500;
   }
 }
+
+/**
+ * API Gateway's HTTP API waits 30 s for a function. Waiting as long lets the caller see the
+ * function's own answer (a 503 with Retry-After when AWS was too slow) rather than giving
+ * up first and retrying while the first request is still being served.
+ */
+export const DEFAULT_TIMEOUT_MS = 30_000;
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
@@ -150,7 +157,7 @@ export class ApiClient {
         method,
         headers,
         ...(body !== undefined ? { body } : {}),
-        signal: AbortSignal.timeout(options.timeoutMs ?? this.options.timeoutMs ?? 10_000),
+        signal: AbortSignal.timeout(options.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       });
     } catch (error) {
       const reason = error instanceof Error && error.name === 'TimeoutError' ? 'timed out' : 'failed';

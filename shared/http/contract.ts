@@ -1,5 +1,5 @@
 /**
- * The HTTP contract of DESIGN.md, shared by the functions, the host agent and the admin CLI.
+ * The HTTP contract (docs/api.md), shared by the functions, the host agent and the admin CLI.
  * Types only and tiny helpers: no AWS, no middy.
  */
 export const HOST_PATHS = {

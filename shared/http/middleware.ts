@@ -213,11 +213,16 @@ export function headerValue(event: HttpEvent, name: string): string | undefined 
   return undefined;
 }
 
-/** `PUT /v1/lease`: API Gateway's routeKey, or method + path where a local emulator leaves it out. */
+/**
+ * `PUT /v1/lease`: API Gateway's routeKey, or method + path where a local emulator leaves it
+ * out. An `ANY /v1/lease` route (serverless.yml sends every other method of a known path to
+ * its function, which answers 405) is keyed with the request's own method.
+ */
 export function routeOf(event: HttpEvent): { method: string; path: string; routeKey: string } {
   const method = event.requestContext?.http?.method ?? '';
   const path = event.rawPath ?? event.requestContext?.http?.path ?? '';
-  const routeKey = event.routeKey && event.routeKey !== '$default' ? event.routeKey : `${method} ${path}`;
+  const keyed = event.routeKey && event.routeKey !== '$default' ? event.routeKey : `${method} ${path}`;
+  const routeKey = keyed.startsWith('ANY ') ? `${method} ${keyed.slice('ANY '.length)}` : keyed;
   return { method, path, routeKey };
 }
 

@@ -129,7 +129,9 @@ describe('vpc-lease (admin CLI) against the local stack', () => {
     expect(none).toEqual({
       code: 3,
       stdout: '',
-      stderr: 'error: NotFound: No lease holds 10.244.250.0/24.\n',
+      stderr:
+        'error: NotFound: No lease holds 10.244.250.0/24.\n' +
+        'Run "vpc-lease --local leases" to see which subnets are leased.\n',
     });
   });
 

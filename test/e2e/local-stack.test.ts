@@ -196,6 +196,29 @@ describe('the local stack (npm start), end to end', () => {
       await expectRefused(answer, 413, 'PayloadTooLarge');
       expect(await leaseList()).toEqual(before);
     });
+
+    it('405 MethodNotAllowed, from the function, for another method on a host path', async () => {
+      const answer = await call<ErrorJson>('POST', '/v1/lease', {
+        headers: asHost(stranger()),
+        body: JSON.stringify({ privateIp: stranger().privateIp }),
+      });
+      await expectRefused(answer, 405, 'MethodNotAllowed');
+      expect(answer.body.error.message).toBe('/v1/lease answers PUT, DELETE, not POST.');
+      expect(await leaseList()).toEqual(before);
+    });
+
+    it('405 MethodNotAllowed for another method on an admin path with a parameter', async () => {
+      const answer = await call<ErrorJson>(
+        'PATCH',
+        `/v1/admin/leases/${before[0]!.split(' ')[0]!.replace('/', '-')}`,
+        {
+          headers: { 'content-type': 'application/json', ...operatorHeaders() },
+          body: '{}',
+        },
+      );
+      await expectRefused(answer, 405, 'MethodNotAllowed');
+      expect(await leaseList()).toEqual(before);
+    });
   });
 
   it('frees the subnet and its routes on DELETE /v1/lease, so another instance can take it', async () => {

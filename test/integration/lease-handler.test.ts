@@ -242,10 +242,20 @@ describe('lease function: PUT/DELETE /v1/lease and GET /v1/config through the mi
 
   it('answers an unknown route with 404 NotFound', async () => {
     const res = await invoke(
-      httpEvent({ method: 'POST', path: '/v1/lease', userArn: hostArn('i-0123456789abcdef0') }),
+      httpEvent({ method: 'POST', path: '/v1/leases', userArn: hostArn('i-0123456789abcdef0') }),
     );
     expect(res.statusCode).toBe(404);
     expect(res.body.error.code).toBe('NotFound');
+  });
+
+  it('answers another method on a host path, routed by ANY /v1/lease as API Gateway does, with 405', async () => {
+    const event = httpEvent({ method: 'POST', path: '/v1/lease', userArn: hostArn('i-0123456789abcdef0') });
+    const res = await invoke({ ...event, routeKey: 'ANY /v1/lease' });
+    expect(res.statusCode).toBe(405);
+    expect(res.body.error).toEqual({
+      code: 'MethodNotAllowed',
+      message: '/v1/lease answers PUT, DELETE, not POST.',
+    });
   });
 
   it('gives 50 instances acquiring at once 50 distinct subnets', async () => {

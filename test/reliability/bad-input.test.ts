@@ -466,8 +466,14 @@ const CASES: Case[] = [
     event: () => base64(put({ privateIp: '10.0.0.250' })),
     status: 403,
   },
-  // -- host routes that do not exist
-  { name: 'PATCH /v1/lease', fn: 'lease', event: () => put(own({}), { method: 'PATCH' }), status: 404 },
+  // -- host paths with another method (405), host routes that do not exist (404)
+  {
+    name: 'PATCH /v1/lease',
+    fn: 'lease',
+    event: () => put(own({}), { method: 'PATCH' }),
+    status: 405,
+    code: 'MethodNotAllowed',
+  },
   { name: 'a trailing slash', fn: 'lease', event: () => put(own({}), { path: '/v1/lease/' }), status: 404 },
   {
     name: 'a traversal in the host path',

@@ -387,7 +387,13 @@ describe('vpc-lease lease <subnet>', () => {
   it('exits 3 with the server code and message when no lease holds the subnet', async () => {
     const run = await local('lease', '10.244.99.0/24');
 
-    expect(run).toEqual({ code: 3, stdout: '', stderr: 'error: NotFound: No lease holds 10.244.99.0/24.\n' });
+    expect(run).toEqual({
+      code: 3,
+      stdout: '',
+      stderr:
+        'error: NotFound: No lease holds 10.244.99.0/24.\n' +
+        'Run "vpc-lease --local leases" to see which subnets are leased.\n',
+    });
   });
 });
 
@@ -418,7 +424,10 @@ describe('vpc-lease revoke <subnet>', () => {
     const again = await local('revoke', '10.244.7.0/24');
 
     expect(again.code).toBe(3);
-    expect(again.stderr).toBe('error: NotFound: No lease holds 10.244.7.0/24.\n');
+    expect(again.stderr).toBe(
+      'error: NotFound: No lease holds 10.244.7.0/24.\n' +
+        'Run "vpc-lease --local leases" to see which subnets are leased.\n',
+    );
   });
 });
 
@@ -614,6 +623,32 @@ describe('exit codes scripts can rely on', () => {
       reply: { status: 500, body: { error: { code: 'InternalError', message: 'Internal error.' } } },
       exit: 5,
       stderr: 'error: InternalError: Internal error.\n',
+    },
+    {
+      answer: '503 from API Gateway itself (the function did not answer in time)',
+      reply: { status: 503, body: { message: 'Service Unavailable' } },
+      exit: 5,
+      stderr:
+        'error: Http503: Service Unavailable\n' +
+        'This is temporary (the API, or AWS behind it, was unavailable or too slow): run the command again shortly.\n',
+    },
+    {
+      answer: '503 ServiceUnavailable when the function ran out of time',
+      reply: {
+        status: 503,
+        body: {
+          error: {
+            code: 'ServiceUnavailable',
+            message:
+              'AWS answered too slowly to finish this request in time; nothing was lost. Retry shortly.',
+          },
+        },
+        headers: { 'retry-after': '5' },
+      },
+      exit: 5,
+      stderr:
+        'error: ServiceUnavailable: AWS answered too slowly to finish this request in time; nothing was lost. Retry shortly. (retry after 5 s)\n' +
+        'This is temporary (the API, or AWS behind it, was unavailable or too slow): run the command again in 5 s.\n',
     },
     {
       answer: '429 from API Gateway',

@@ -131,6 +131,19 @@ describe('host agent flow', () => {
     expect(clock.requested).toEqual([]);
   });
 
+  it('with --once on a host whose file already holds its lease, ends with a success line', async () => {
+    await writeOldFile(fileFor('10.244.1.1/24'));
+
+    const code = await agentWith({ once: true }).run();
+
+    expect(code).toBe(0);
+    expect(log.lines.at(-1)).toMatchObject({
+      level: 'info',
+      message: 'lease held, subnet file up to date; exiting (--once)',
+      fields: { subnet: '10.244.1.0/24', subnetFile },
+    });
+  });
+
   it('during an outage keeps the file and stays ready, then recovers when the API is back', async () => {
     const agent = agentWith();
     start(agent);
@@ -229,6 +242,21 @@ describe('host agent flow', () => {
     expect(await agentWith().run()).toBe(1);
     expect(log.text()).toContain(message);
     await expect(stat(subnetFile)).rejects.toThrow(/ENOENT/);
+  });
+
+  it("ends the server's sentence once before its own advice (no double period)", async () => {
+    api.failNext({
+      status: 409,
+      code: 'RouteLimitExceeded',
+      message:
+        'Route table full: 50/50 routes in use. Raise the quota, or switch this cluster to the vxlan backend.',
+    });
+
+    expect(await agentWith().run()).toBe(1);
+    expect(log.lines.at(-1)?.message).toBe(
+      'the API answered 409 RouteLimitExceeded: Route table full: 50/50 routes in use. Raise the quota, ' +
+        'or switch this cluster to the vxlan backend. An operator must act (see the message); then restart the agent.',
+    );
   });
 
   it('asks again without previousSubnet when the API rejects it (400)', async () => {
