@@ -5,9 +5,11 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { createDependencies } from '../shared/adapters/dependencies.js';
+import { readHostIdentity } from '../shared/adapters/environment.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { logger, metrics } from '../shared/adapters/observability.js';
 import { AdminService, MAX_PAGE_SIZE, parseLeaseKey } from '../shared/admin-service.js';
+import type { HostIdentityPolicy } from '../shared/caller-identity.js';
 import { formatCidr } from '../shared/cidr.js';
 import { MethodNotAllowedError, NotFoundError, ValidationError } from '../shared/errors.js';
 import {
@@ -32,6 +34,8 @@ import type { StoredConfig } from '../shared/ports.js';
 
 export interface AdminHandlerDependencies {
   admin: AdminService;
+  /** who counts as a host: the only callers of host routes, refused on admin routes */
+  hosts: HostIdentityPolicy;
   logger: Logger;
   metrics?: Metrics;
 }
@@ -50,7 +54,7 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
   const { admin } = deps;
 
   const route = async (event: HttpEvent): Promise<HttpResult> => {
-    const operator = callerArn(event);
+    const operator = callerArn(event, deps.hosts);
     deps.logger.appendKeys({ operator });
     const { method, path, template } = adminRoute(event);
 
@@ -125,7 +129,7 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
 export const handler = lazyHandler(() => {
   const { store, instances, leases, configs, routes, clock } = createDependencies();
   const admin = new AdminService({ store, instances, leases, configs, routes, clock });
-  return buildAdminHandler({ admin, logger, metrics });
+  return buildAdminHandler({ admin, hosts: readHostIdentity(), logger, metrics });
 });
 
 // ---------------------------------------------------------------- HTTP mapping

@@ -41,7 +41,7 @@ import {
   type NetworkFixture,
   restoreRouteAlreadyExists,
 } from './ec2-fixtures.js';
-import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN } from './events.js';
+import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN, TEST_HOSTS } from './events.js';
 import { attachFaults, createFaultSwitch, type FaultSwitch, seededRandom, Turnstile } from './faults.js';
 import {
   checkInvariants,
@@ -221,8 +221,8 @@ export async function createFaultyPlane(
 
   const configs = new ConfigService({ store, instances, routes, slots, clock, vpcId: fixture.vpcId });
   const adminService = new AdminService({ store, instances, leases, configs, routes, clock });
-  const adminHandler = buildAdminHandler({ admin: adminService, logger: quietLogger });
-  const leaseHandler = buildLeaseHandler({ leases, logger: quietLogger });
+  const adminHandler = buildAdminHandler({ admin: adminService, hosts: TEST_HOSTS, logger: quietLogger });
+  const leaseHandler = buildLeaseHandler({ leases, hosts: TEST_HOSTS, logger: quietLogger });
   const stateHandler = buildInstanceStateHandler({ routes, logger: quietLogger });
   const http = async (event: ReturnType<typeof httpEvent>, handler = leaseHandler): Promise<Answer> => {
     const result = await handler(event, lambdaContext());
