@@ -1,4 +1,5 @@
 import { ACCOUNT_ID, type HostIdentityPolicy, parseHostRoleNames } from '../caller-identity.js';
+import { DEFAULT_GRANT_INTERVAL_SECONDS } from '../lease-service.js';
 
 /**
  * The Lambda functions' settings, read from the environment once per process and
@@ -22,7 +23,6 @@ export class EnvironmentError extends Error {
 }
 
 export const DEFAULT_LEASE_TTL_SECONDS = 24 * 3600;
-export const DEFAULT_GRANT_INTERVAL_SECONDS = 30;
 
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
   const required = (name: string, pattern?: RegExp): string => {

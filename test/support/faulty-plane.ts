@@ -105,6 +105,8 @@ export interface FaultyPlaneOptions {
   /** the network config, given the fixture's route tables (default: 10.244.0.0/16 over them) */
   config?: (routeTableIds: readonly string[]) => unknown;
   leaseTtlSeconds?: number;
+  /** GRANT_INTERVAL_SECONDS of the lease service; 0 (no limit) unless a scenario exercises it */
+  grantIntervalSeconds?: number;
   /** seeds the turnstile and the allocator's choices */
   seed?: number;
   /** SDK attempts per call on the faulty clients (default 2) */
@@ -204,6 +206,8 @@ export async function createFaultyPlane(
     clock,
     vpcId: fixture.vpcId,
     leaseTtlSeconds: options.leaseTtlSeconds ?? 3600,
+    // 0 unless a scenario exercises the grant interval: hosts here re-lease at will
+    grantIntervalSeconds: options.grantIntervalSeconds ?? 0,
     random: seededRandom(seed + 7),
   });
   const cleanStore = new DynamoDbLeaseStore(aws.dynamo, tableName);
