@@ -7,7 +7,7 @@
  * creates only where no route exists, and replaces or deletes only owned routes. A foreign
  * route, even to a leased subnet, is left as it is (the lease's route stays pending there).
  */
-import { type Cidr, contains, formatCidr } from './cidr.js';
+import { contains, formatCidr } from './cidr.js';
 import { isLive, type Lease, type LeaseRoute } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import type { InstanceInfo, RouteEntry, RouteTable, RouteTableSnapshot } from './ports.js';

@@ -75,6 +75,8 @@ export interface FaultyPlane {
   hosts: Host[];
   clock: Clock & { advance(seconds: number): void };
   foreignBefore: ForeignRouteSnapshot;
+  /** destinations the foreign-route writer claimed (invariant 5: no grant on them afterwards) */
+  foreignClaims: Set<string>;
   /** set `faults.policy` to inject; every injected fault is recorded in `faults.injected` */
   faults: FaultSwitch;
   turnstile: Turnstile;
@@ -87,6 +89,14 @@ export interface FaultyPlane {
   cleanRoutes: RouteService;
   putLease(host: LaunchedInstance, body?: Record<string, unknown>): Promise<Answer>;
   deleteLease(host: LaunchedInstance): Promise<Answer>;
+  /** PUT or DELETE /v1/lease naming `host`'s instance, from a session that is not its instance profile's */
+  impersonate(host: LaunchedInstance, method: 'PUT' | 'DELETE', userArn: string): Promise<Answer>;
+  /**
+   * Someone else's route (to the internet gateway) at `destination` in the first table, written
+   * with the clean client; the foreign-route snapshot of invariant 4 takes it in. False when the
+   * table already routes that destination.
+   */
+  writeForeignRoute(destination: string): Promise<boolean>;
   /** DELETE /v1/admin/leases/{subnet} (subnet as a CIDR) */
   revokeLease(subnet: string): Promise<Answer>;
   /** PUT /v1/admin/config with the config's Backend.RouteLimit changed */
@@ -246,6 +256,7 @@ export async function createFaultyPlane(
     hosts,
     clock,
     foreignBefore,
+    foreignClaims: new Set<string>(),
     faults,
     turnstile,
     counter,
@@ -265,6 +276,36 @@ export async function createFaultyPlane(
       ),
     deleteLease: (host) =>
       http(httpEvent({ method: 'DELETE', path: '/v1/lease', userArn: hostArn(host.instanceId) })),
+    impersonate: (host, method, userArn) =>
+      http(
+        httpEvent({
+          method,
+          path: '/v1/lease',
+          ...(method === 'PUT' ? { body: { privateIp: host.privateIp } } : {}),
+          userArn,
+        }),
+      ),
+    async writeForeignRoute(destination) {
+      try {
+        await aws.ec2.send(
+          new CreateRouteCommand({
+            RouteTableId: fixture.routeTableIds[0],
+            DestinationCidrBlock: destination,
+            GatewayId: fixture.internetGatewayId,
+          }),
+        );
+      } catch (error) {
+        if ((error as { name?: string }).name === 'RouteAlreadyExists') return false;
+        throw error;
+      }
+      plane.foreignClaims.add(destination);
+      plane.foreignBefore = await snapshotForeignRoutes({
+        ec2: aws.ec2,
+        vpcId: fixture.vpcId,
+        config: plane.config,
+      });
+      return true;
+    },
     revokeLease: (subnet) => {
       const key = toSubnetKey(parseCidr(subnet));
       return http(
@@ -303,7 +344,7 @@ export async function createFaultyPlane(
         config: plane.config,
         now: clock.now(),
         vpcId: fixture.vpcId,
-        foreignBefore,
+        foreignBefore: plane.foreignBefore,
         settled,
       }),
     dispose() {
