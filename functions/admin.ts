@@ -5,9 +5,11 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { createDependencies } from '../shared/adapters/dependencies.js';
+import { readHostIdentity } from '../shared/adapters/environment.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { logger, METRIC_NAMES, metrics } from '../shared/adapters/observability.js';
 import { AdminService, MAX_PAGE_SIZE, parseLeaseKey } from '../shared/admin-service.js';
+import type { HostIdentityPolicy } from '../shared/caller-identity.js';
 import { formatCidr } from '../shared/cidr.js';
 import { MethodNotAllowedError, NotFoundError, ValidationError } from '../shared/errors.js';
 import {
@@ -34,6 +36,8 @@ import type { StoredConfig } from '../shared/ports.js';
 
 export interface AdminHandlerDependencies {
   admin: AdminService;
+  /** who counts as a host: the only callers of host routes, refused on admin routes */
+  hosts: HostIdentityPolicy;
   /** POST /v1/admin/import; the Lambda always has it, tests of the other routes may leave it out */
   imports?: Pick<ImportService, 'import'>;
   logger: Logger;
@@ -55,7 +59,7 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
   const { admin } = deps;
 
   const route = async (event: HttpEvent): Promise<HttpResult> => {
-    const operator = callerArn(event);
+    const operator = callerArn(event, deps.hosts);
     deps.logger.appendKeys({ operator });
     const { method, path, template } = adminRoute(event);
 
@@ -140,7 +144,7 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
 export const handler = lazyHandler(() => {
   const { store, instances, leases, configs, routes, imports, clock } = createDependencies();
   const admin = new AdminService({ store, instances, leases, configs, routes, clock });
-  return buildAdminHandler({ admin, imports, logger, metrics });
+  return buildAdminHandler({ admin, imports, hosts: readHostIdentity(), logger, metrics });
 });
 
 // ---------------------------------------------------------------- HTTP mapping

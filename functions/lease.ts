@@ -5,13 +5,14 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { createDependencies } from '../shared/adapters/dependencies.js';
+import { readHostIdentity } from '../shared/adapters/environment.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { countRefusedLease, logger, METRIC_NAMES, metrics } from '../shared/adapters/observability.js';
+import type { HostIdentityPolicy } from '../shared/caller-identity.js';
 import { MethodNotAllowedError, NotFoundError, VpcLeaseError } from '../shared/errors.js';
 import { HOST_PATHS } from '../shared/http/contract.js';
 import { leaseToJson } from '../shared/http/mappers.js';
 import {
-  callerArn,
   callerInstanceId,
   type HttpEvent,
   type HttpResult,
@@ -27,6 +28,8 @@ import { toFlannelJson } from '../shared/network-config.js';
 
 export interface LeaseHandlerDependencies {
   leases: LeaseService;
+  /** who counts as a host: the only callers of host routes, refused on admin routes */
+  hosts: HostIdentityPolicy;
   logger: Logger;
   metrics?: Metrics;
 }
@@ -42,13 +45,14 @@ export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
     const { method, routeKey } = routeOf(event);
     switch (routeKey) {
       case `GET ${HOST_PATHS.config}`: {
-        callerArn(event);
+        callerInstanceId(event, deps.hosts);
         const { config } = await deps.leases.getConfig();
         return json(200, toFlannelJson(config));
       }
       case `PUT ${HOST_PATHS.lease}`: {
+
         try {
-          const instanceId = callerInstanceId(event);
+          const instanceId = callerInstanceId(event, deps.hosts);
           deps.logger.appendKeys({ instanceId });
           const body = jsonObjectBody(event, { required: true })!;
           const { privateIp, previousSubnet } = stringFields(body, {
@@ -70,7 +74,7 @@ export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
         }
       }
       case `DELETE ${HOST_PATHS.lease}`: {
-        const instanceId = callerInstanceId(event);
+        const instanceId = callerInstanceId(event, deps.hosts);
         deps.logger.appendKeys({ instanceId });
         await deps.leases.release(instanceId);
         return noContent();
@@ -93,5 +97,5 @@ export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
 
 export const handler = lazyHandler(() => {
   const { leases } = createDependencies();
-  return buildLeaseHandler({ leases, logger, metrics });
+  return buildLeaseHandler({ leases, hosts: readHostIdentity(), logger, metrics });
 });

@@ -10,13 +10,8 @@ import type { ReconcileReportJson } from './http/contract.js';
 import { isLive, type Lease } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import type { Clock, InstancePort, LeaseStore, RouteEntry, RouteTable, StoredConfig } from './ports.js';
-import {
-  type DeadHolders,
-  findDeadHolders,
-  isOwnedRoute,
-  type RouteUsage,
-  routeUsage,
-} from './route-planner.js';
+import { foreignClaims, isOwnedRoute } from './route-ownership.js';
+import { type DeadHolders, findDeadHolders, type RouteUsage, routeUsage } from './route-planner.js';
 
 export interface AdminServiceDeps {
   store: Pick<LeaseStore, 'list' | 'getBySubnet'>;
@@ -94,8 +89,9 @@ export class AdminService {
    * one DescribeInstances of the live leases' holders. `blackholes` counts the routes EC2
    * marks blackhole and also those whose target is a dead holder's (terminated instance,
    * detached ENI): EC2 marks the latter only once the ENI is deleted, and moto never does.
+   * `foreignClaims` lists the ranges inside Network that the table's foreign routes claim.
    */
-  async routeUsage(): Promise<RouteUsage[]> {
+  async routeUsage(): Promise<(RouteUsage & { foreignClaims: string[] })[]> {
     const { config } = await this.deps.configs.get();
     const [tables, leases] = await Promise.all([
       this.deps.routes.tablesInScope(config),
@@ -111,7 +107,8 @@ export class AdminService {
       const blackholes = table.routes.filter(
         (r) => r.state === 'blackhole' || (isOwnedRoute(config, r) && targetIsDead(r, dead)),
       ).length;
-      return { ...usage, blackholes };
+      // Ranges inside Network that foreign routes claim: no lease is granted on a subnet they overlap.
+      return { ...usage, blackholes, foreignClaims: foreignClaims(config, [table]) };
     });
   }
 

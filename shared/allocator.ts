@@ -21,6 +21,8 @@ export interface SubnetChoiceInput {
   /** subnets to skip in addition (e.g. lost in this request already) */
   exclude?: ReadonlySet<string>;
   preferred?: Cidr | undefined;
+  /** subnets that may not be leased at all: those a foreign route covers or overlaps (invariant 5) */
+  blocked?: ((subnet: Cidr) => boolean) | undefined;
   random: Random;
 }
 
@@ -31,7 +33,11 @@ const RANDOM_PROBES = 32;
 
 const taken = (input: SubnetChoiceInput, subnet: Cidr): boolean => {
   const key = formatCidr(subnet);
-  return (input.occupied?.has(key) ?? false) || (input.exclude?.has(key) ?? false);
+  return (
+    (input.occupied?.has(key) ?? false) ||
+    (input.exclude?.has(key) ?? false) ||
+    (input.blocked?.(subnet) ?? false)
+  );
 };
 
 function preferredIfFree(input: SubnetChoiceInput): Cidr | undefined {

@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'Conflict'
   | 'RouteLimitExceeded'
   | 'SubnetsExhausted'
+  | 'ForeignRoute'
+  | 'TooManyRequests'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
   | 'MethodNotAllowed'
@@ -123,6 +125,37 @@ export class UnsupportedMediaTypeError extends VpcLeaseError {
   constructor(message: string, options?: VpcLeaseErrorOptions) {
     super('UnsupportedMediaType', 415, message, options);
     this.name = 'UnsupportedMediaTypeError';
+  }
+}
+
+/**
+ * A route vpc-lease does not own (DESIGN.md invariant 4: a gateway, NAT, peering... route, or
+ * one of another prefix length) holds the destination a lease needs: it is never replaced.
+ */
+export class ForeignRouteError extends VpcLeaseError {
+  constructor(
+    details: { routeTableId: string; destination: string; target: string },
+    options?: VpcLeaseErrorOptions,
+  ) {
+    super(
+      'ForeignRoute',
+      409,
+      `Route table ${details.routeTableId} already routes ${details.destination} to ${details.target}, a route ` +
+        'vpc-lease does not own and never replaces; the subnet is skipped from now on. Remove that route or retry for another subnet.',
+      { ...options, details },
+    );
+    this.name = 'ForeignRouteError';
+  }
+}
+
+/** One new grant per instance per GRANT_INTERVAL_SECONDS (DESIGN.md "Leases"): come back after retryAfterSeconds. */
+export class TooManyRequestsError extends VpcLeaseError {
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, retryAfterSeconds: number, options?: VpcLeaseErrorOptions) {
+    super('TooManyRequests', 429, message, options);
+    this.name = 'TooManyRequestsError';
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

@@ -7,9 +7,11 @@ import { type Cidr, type CidrError, formatCidr, isIp, parseCidr } from './cidr.j
 import {
   ConfigMissingError,
   ForbiddenError,
+  ForeignRouteError,
   RouteLimitExceededError,
   ServiceUnavailableError,
   SubnetsExhaustedError,
+  TooManyRequestsError,
   ValidationError,
   VpcLeaseError,
 } from './errors.js';
@@ -25,6 +27,7 @@ import type {
   RouteTableSnapshot,
   StoredConfig,
 } from './ports.js';
+import { isClaimedByForeign } from './route-ownership.js';
 import { capacity, fullestTable } from './route-planner.js';
 
 /** What the lease service needs from the route side (implemented by RouteService). */
@@ -52,6 +55,8 @@ export interface LeaseServiceOptions {
   /** the VPC this control plane manages: hosts elsewhere are refused */
   vpcId: string;
   leaseTtlSeconds: number;
+  /** at most one new grant per instance per this many seconds (DESIGN.md "Leases"); default 30, 0 = no limit */
+  grantIntervalSeconds?: number;
   /** how old the route-table snapshot may be before a grant re-reads the tables (default 10 min) */
   snapshotMaxAgeSeconds?: number;
   strategy?: AllocationStrategy;
@@ -70,6 +75,8 @@ export interface AcquireResult {
   /** granted: a new lease; renewed: the caller's existing lease, extended */
   outcome: 'granted' | 'renewed';
 }
+
+export const DEFAULT_GRANT_INTERVAL_SECONDS = 30;
 
 /** Grant attempts per request; each lost race excludes what it lost, so this is generous. */
 const MAX_GRANT_ATTEMPTS = 12;
@@ -119,7 +126,11 @@ export class LeaseService {
       }
     }
 
+    // A new grant (first lease, re-lease, another address) from here on: rate-limited per
+    // instance, refused before any EC2 call when too soon (DESIGN.md "Leases").
+    this.checkGrantInterval(instanceId, context.lastGrantAt, now);
     const nic = await this.verifyInstance(instanceId, request.privateIp);
+    await this.takeGrantTurn(instanceId, now);
     let preferred = previous;
     let preferredSlot: number | undefined;
     if (existing) {
@@ -135,26 +146,36 @@ export class LeaseService {
       preferred = existing.subnet;
       preferredSlot = existing.slot;
     }
-    const snapshot = await this.currentSnapshot(config, context.snapshot, now);
-    const granted = await this.grant(config, snapshot, {
-      instanceId,
-      privateIp: request.privateIp,
-      networkInterfaceId: nic.networkInterfaceId,
-      preferred,
-      preferredSlot,
-      now,
-    });
-    if (granted.adopted) return { lease: granted.lease, config, outcome: 'renewed' };
-    this.deps.logger?.info('lease granted', {
-      subnet: formatCidr(granted.lease.subnet),
-      instanceId,
-      slot: granted.lease.slot,
-    });
-    return {
-      lease: await this.writeRoutes(granted.lease, config, nic, snapshot),
-      config,
-      outcome: 'granted',
-    };
+    let snapshot = await this.currentSnapshot(config, context.snapshot, now);
+    // A foreign route the snapshot did not know yet may hold the chosen subnet's destination:
+    // the grant is undone, the snapshot re-read (it now claims that subnet) and one more tried.
+    for (let attempt = 1; ; attempt++) {
+      const granted = await this.grant(config, snapshot, {
+        instanceId,
+        privateIp: request.privateIp,
+        networkInterfaceId: nic.networkInterfaceId,
+        preferred,
+        preferredSlot,
+        now,
+      });
+      if (granted.adopted) return { lease: granted.lease, config, outcome: 'renewed' };
+      this.deps.logger?.info('lease granted', {
+        subnet: formatCidr(granted.lease.subnet),
+        instanceId,
+        slot: granted.lease.slot,
+      });
+      try {
+        return {
+          lease: await this.writeRoutes(granted.lease, config, nic, snapshot),
+          config,
+          outcome: 'granted',
+        };
+      } catch (error) {
+        if (!(error instanceof ForeignRouteError) || attempt >= 2) throw error;
+        snapshot = (await this.deps.routes.refreshSnapshot(config)).snapshot;
+        preferred = undefined;
+      }
+    }
   }
 
   /** DELETE /v1/lease: routes first, then the lease. Idempotent: no lease, nothing to do. */
@@ -200,10 +221,31 @@ export class LeaseService {
   /** Config, route-table snapshot and the caller's lease: one batched read plus one get. */
   private async context(instanceId: string) {
     const { store } = this.deps;
-    const { config, snapshot, instanceSubnet } = await store.getLeaseContext(instanceId);
+    const { config, snapshot, instanceSubnet, lastGrantAt } = await store.getLeaseContext(instanceId);
     if (!config) throw new ConfigMissingError();
     const lease = instanceSubnet ? await store.getBySubnet(parseCidr(instanceSubnet)) : undefined;
-    return { config, snapshot, existing: lease?.instanceId === instanceId ? lease : undefined };
+    return { config, snapshot, lastGrantAt, existing: lease?.instanceId === instanceId ? lease : undefined };
+  }
+
+  /** 429 when the instance's last new grant is less than the grant interval ago (no EC2 call made yet). */
+  private checkGrantInterval(instanceId: string, lastGrantAt: Date | undefined, now: Date): void {
+    const intervalMs = this.grantIntervalMs();
+    if (intervalMs === 0 || lastGrantAt === undefined) return;
+    const waitMs = lastGrantAt.getTime() + intervalMs - now.getTime();
+    if (waitMs > 0) throw tooSoon(instanceId, intervalMs, waitMs);
+  }
+
+  /** Records this new grant; of two concurrent new grants of one instance only one passes (429 for the other). */
+  private async takeGrantTurn(instanceId: string, now: Date): Promise<void> {
+    const intervalMs = this.grantIntervalMs();
+    if (intervalMs === 0) return;
+    if (!(await this.deps.store.recordGrant(instanceId, now, new Date(now.getTime() - intervalMs)))) {
+      throw tooSoon(instanceId, intervalMs, intervalMs);
+    }
+  }
+
+  private grantIntervalMs(): number {
+    return (this.deps.grantIntervalSeconds ?? DEFAULT_GRANT_INTERVAL_SECONDS) * 1000;
   }
 
   private expiry(now: Date): Date {
@@ -273,6 +315,9 @@ export class LeaseService {
     // First try blind (no read): with few leases out, a random pick almost always wins.
     let occupancy: Occupancy | undefined;
     let preferred = request.preferred;
+    // Subnets that foreign routes cover or overlap are never leased (invariant 5).
+    const claims = (snapshot.foreignClaims ?? []).map((c) => parseCidr(c));
+    const blocked = claims.length > 0 ? (subnet: Cidr) => isClaimedByForeign(subnet, claims) : undefined;
     // Nothing free in what we know: read the occupancy once, then free what expired leases hold.
     const recover = async (): Promise<boolean> => {
       if (occupancy && !(await this.reclaimOne(occupancy, config, now))) return false;
@@ -286,6 +331,7 @@ export class LeaseService {
         occupied: occupancy && withoutExpired(occupancy.subnets, occupancy.expiredSubnets, preferred),
         exclude: lostSubnets,
         preferred,
+        blocked,
         random: this.random,
       });
       if (!subnet) {
@@ -385,9 +431,10 @@ export class LeaseService {
         routeTableIds: snapshot.tables.map((t) => t.routeTableId).filter((id) => !active.has(id)),
       });
     } catch (error) {
-      if (error instanceof RouteLimitExceededError) {
-        // EC2 counted more routes than our snapshot did: undo the grant, so the invariant holds.
-        this.deps.logger?.warn('EC2 refused the route for lack of room; grant undone', describe(lease));
+      if (error instanceof RouteLimitExceededError || error instanceof ForeignRouteError) {
+        // EC2 counted more routes than our snapshot did, or a foreign route holds the subnet's
+        // destination: undo the grant (only this lease's routes go), so the invariants hold.
+        this.deps.logger?.warn('route refused; grant undone', { ...describe(lease), reason: error.message });
         await this.deps.routes.removeLeaseRoutes(lease, config);
         await this.deps.store.delete(lease);
       }
@@ -450,6 +497,15 @@ function slotsInUse(occupancy: Occupancy, subnet: string): ReadonlySet<number> {
   const copy = new Set(occupancy.slots);
   for (const slot of reusable) copy.delete(slot);
   return copy;
+}
+
+function tooSoon(instanceId: string, intervalMs: number, waitMs: number): TooManyRequestsError {
+  const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+  return new TooManyRequestsError(
+    `Instance ${instanceId} got a new lease less than ${intervalMs / 1000} s ago; one new grant per ` +
+      `${intervalMs / 1000} s per instance (renewals are not limited). Retry after ${retryAfter} s.`,
+    retryAfter,
+  );
 }
 
 const describe = (lease: Lease) => ({ subnet: formatCidr(lease.subnet), instanceId: lease.instanceId });

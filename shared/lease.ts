@@ -35,5 +35,5 @@ export const describeLease = (lease: Lease): Record<string, unknown> => ({
   networkInterfaceId: lease.networkInterfaceId,
 });
 
-/** Instance ids as EC2 writes them: i- and 8 or 17 hex digits. */
-export const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+/** Instance ids as EC2 writes them: i- and 8 (older instances) or 17 hex digits, nothing between. */
+export const INSTANCE_ID = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;

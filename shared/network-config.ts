@@ -48,6 +48,10 @@ export interface NetworkConfig {
 export const DEFAULT_ROUTE_LIMIT = 50;
 export const MAX_ROUTE_LIMIT = 1000;
 const MAX_ROUTE_TABLES = 20;
+/** The most subnets one config may lease (DESIGN.md "Network config"). */
+export const MAX_LEASABLE_SUBNETS = 65_536;
+/** Private address space (RFC 1918 and RFC 6598 shared space): the only places a Network may be. */
+const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'].map(parseCidr);
 const ROUTE_TABLE_ID = /^rtb-[0-9a-f]{8,17}$/;
 
 const TOP_LEVEL_FIELDS = new Set(['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax', 'Backend', 'EnableIPv4']);
@@ -77,6 +81,12 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   if (network.prefix === 0) {
     throw new ValidationError(
       `Network: ${formatCidr(network)} is not a usable pod network; use a private range such as 10.244.0.0/16.`,
+    );
+  }
+  if (!PRIVATE_RANGES.some((range) => contains(range, network))) {
+    throw new ValidationError(
+      `Network: ${formatCidr(network)} is not private address space; use a range inside ` +
+        `${PRIVATE_RANGES.map(formatCidr).join(', ')} (routes to public or link-local addresses would hijack them).`,
     );
   }
   if (network.prefix > bits - 4) {
@@ -114,6 +124,14 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   if (subnetMin.base > subnetMax.base) {
     throw new ValidationError(
       `SubnetMin ${formatIp(network.family, subnetMin.base)} is above SubnetMax ${formatIp(network.family, subnetMax.base)}: the range of leasable subnets is empty.`,
+    );
+  }
+
+  const leasable = subnetCount(subnetMin.base, subnetMax.base, subnetLen, network.family);
+  if (leasable > MAX_LEASABLE_SUBNETS) {
+    throw new ValidationError(
+      `SubnetLen ${subnetLen} cuts ${leasable} leasable subnets from ${formatCidr(network)}; at most ` +
+        `${MAX_LEASABLE_SUBNETS} are supported. Use a shorter SubnetLen or a smaller Network.`,
     );
   }
 

@@ -24,6 +24,11 @@ export interface StoredConfig {
 /** What the route tables in scope looked like at `refreshedAt`; the grant path reads this instead of EC2. */
 export interface RouteTableSnapshot {
   readonly tables: readonly { readonly routeTableId: string; readonly foreignRoutes: number }[];
+  /**
+   * Ranges strictly inside Network that foreign routes claim (route-ownership.ts): no lease is
+   * granted on a subnet they cover or overlap. Absent in snapshots written before it existed.
+   */
+  readonly foreignClaims?: readonly string[];
   readonly refreshedAt: Date;
 }
 
@@ -73,7 +78,14 @@ export interface LeaseStore {
     config: StoredConfig | undefined;
     snapshot: RouteTableSnapshot | undefined;
     instanceSubnet: string | undefined;
+    /** when the instance last got a new grant (the grant interval's clock), if recorded */
+    lastGrantAt: Date | undefined;
   }>;
+  /**
+   * Records a new grant of the instance at `now` if its previous one was at or before
+   * `notAfter` (atomically); false when a newer grant is recorded (the caller answers 429).
+   */
+  recordGrant(instanceId: string, now: Date, notAfter: Date): Promise<boolean>;
   /** The instance's lease, live or expired (strongly consistent). */
   getByInstance(instanceId: string): Promise<Lease | undefined>;
   /** The lease on a subnet, live or expired (strongly consistent). */

@@ -3,60 +3,15 @@
  * that make them agree. Pure: no AWS, no clock, no environment; route-service.ts does
  * the I/O and applies the plan.
  *
- * Ownership (DESIGN.md invariant 4). vpc-lease only ever touches a route whose
- * destination is inside `Network`, and of those:
- *   - the route to a live lease's subnet is ours whatever its target: the grant gave
- *     that destination to the lease, so a stale target is *replaced* (never
- *     delete-then-create: a replace leaves no moment without a route);
- *   - any other route inside `Network` is ours only if it targets an ENI or an
- *     instance, the kind of route vpc-lease writes (a route left by an old lease, a
- *     hand-made one, a blackhole). A gateway/peering/transit route there is someone
- *     else's decision and is left alone.
- * Everything outside `Network` (0.0.0.0/0 -> igw, the VPC's local route, 192.168.0.0/16 ->
- * pcx, even an ENI route) is foreign and never appears in a plan.
+ * Ownership is route-ownership.ts's one definition (DESIGN.md invariants 4 and 5): a plan
+ * creates only where no route exists, and replaces or deletes only owned routes. A foreign
+ * route, even to a leased subnet, is left as it is (the lease's route stays pending there).
  */
-import { type Cidr, contains, formatCidr, parseCidr } from './cidr.js';
+import { contains, formatCidr } from './cidr.js';
 import { isLive, type Lease, type LeaseRoute } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import type { InstanceInfo, RouteEntry, RouteTable, RouteTableSnapshot } from './ports.js';
-
-// ---------------------------------------------------------------- ownership
-
-/** The destination as a CIDR, or undefined when it is not an IPv4 CIDR (a prefix list, malformed). */
-export function parseDestination(destination: string): Cidr | undefined {
-  try {
-    return parseCidr(destination);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Inside `Network`: the only destinations vpc-lease may ever touch. */
-export function isInsideNetwork(config: NetworkConfig, destination: string): boolean {
-  const cidr = parseDestination(destination);
-  return cidr !== undefined && contains(config.network, cidr);
-}
-
-/** A route to an ENI or an instance: the kind vpc-lease writes. */
-export const hasLeaseTarget = (route: RouteEntry): boolean =>
-  Boolean(route.networkInterfaceId || route.instanceId) && !route.otherTarget;
-
-/** Whether vpc-lease manages this route regardless of leases (see the header). */
-export const isOwnedRoute = (config: NetworkConfig, route: RouteEntry): boolean =>
-  hasLeaseTarget(route) && isInsideNetwork(config, route.destination);
-
-/** Whether the route sends traffic to the lease's holder. */
-export function pointsTo(
-  route: RouteEntry,
-  holder: Pick<Lease, 'networkInterfaceId' | 'instanceId'>,
-): boolean {
-  if (route.otherTarget) return false;
-  if (route.networkInterfaceId) return route.networkInterfaceId === holder.networkInterfaceId;
-  return route.instanceId !== undefined && route.instanceId === holder.instanceId;
-}
-
-const targetOf = (route: RouteEntry): string =>
-  route.networkInterfaceId ?? route.instanceId ?? route.otherTarget ?? 'nothing';
+import { foreignClaims, isOwnedRoute, parseDestination, pointsTo, targetOf } from './route-ownership.js';
 
 /**
  * Routes that count against the "Routes per route table" quota: propagated routes have
@@ -191,9 +146,11 @@ export function planRoutes(input: PlanInput): RoutePlan {
     const present = new Set<string>();
     for (const route of table.routes) {
       const cidr = parseDestination(route.destination);
-      if (!cidr || !contains(config.network, cidr)) continue; // foreign: outside Network
+      if (!cidr || !contains(config.network, cidr)) continue; // outside Network: foreign
       const key = formatCidr(cidr);
       present.add(key);
+      // Never create over, replace or delete a route vpc-lease does not own (invariant 4).
+      if (!isOwnedRoute(config, route)) continue;
 
       const lease = liveBySubnet.get(key);
       if (lease) {
@@ -213,7 +170,7 @@ export function planRoutes(input: PlanInput): RoutePlan {
         continue;
       }
 
-      if (!hasLeaseTarget(route)) continue; // a gateway/peering route inside Network: not ours
+      // An owned route that no live lease holds: what a reclaimed, expired or TTL-deleted lease left.
       const gone = reclaimBySubnet.get(key);
       const holder = gone && pointsTo(route, gone.lease) ? gone.lease : undefined;
       changes.push({
@@ -317,7 +274,7 @@ export interface RouteUsage {
   readonly limit: number;
   /** routes counting against the quota */
   readonly used: number;
-  /** of those, vpc-lease's (inside Network, to an ENI/instance) */
+  /** of those, vpc-lease's (route-ownership.ts: one leasable subnet, to an ENI/instance or gone) */
   readonly owned: number;
   /** of those, everyone else's */
   readonly foreign: number;
@@ -357,7 +314,10 @@ export function routeUsage(
   };
 }
 
-/** The snapshot the grant path reads: foreign routes per table in scope. */
+/**
+ * The snapshot the grant path reads: foreign routes per table in scope, and the ranges inside
+ * Network that foreign routes claim (allocation skips the subnets they cover or overlap).
+ */
 export function routeTableSnapshot(
   config: NetworkConfig,
   tables: readonly RouteTable[],
@@ -368,6 +328,7 @@ export function routeTableSnapshot(
       routeTableId: t.routeTableId,
       foreignRoutes: foreignRouteCount(config, t),
     })),
+    foreignClaims: foreignClaims(config, tables),
     refreshedAt,
   };
 }

@@ -10,7 +10,13 @@
 
 import { isTransient, toDomainError } from './adapters/aws-errors.js';
 import { type Cidr, contains, formatCidr } from './cidr.js';
-import { ConfigMissingError, ConflictError, RouteLimitExceededError, type VpcLeaseError } from './errors.js';
+import {
+  ConfigMissingError,
+  ConflictError,
+  ForeignRouteError,
+  RouteLimitExceededError,
+  type VpcLeaseError,
+} from './errors.js';
 import type { ReconcileChangeJson, ReconcileReportJson } from './http/contract.js';
 import { describeLease, isLive, type Lease, type LeaseRoute, type RouteState } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
@@ -23,15 +29,14 @@ import type {
   RouteTablePort,
   RouteTableSnapshot,
 } from './ports.js';
+import { isOwnedRoute, parseDestination, pointsTo, targetOf } from './route-ownership.js';
 import {
   applyRouteChanges,
   type DeadHolders,
   findDeadHolders,
   isGone,
   leaseRouteStates,
-  parseDestination,
   planRoutes,
-  pointsTo,
   type RouteChange,
   routeTableSnapshot,
   routeUsage,
@@ -130,10 +135,10 @@ export class RouteService {
 
   /**
    * Writes the lease's route in each table: CreateRoute, and when a route to the subnet
-   * is already there (a stale holder's, or ours from an earlier attempt) ReplaceRoute it
-   * to the lease's ENI. The subnet is inside Network and leased to this holder, so the
-   * destination is ours (invariant 4); a replace never leaves the subnet without a route,
-   * as delete-then-create would.
+   * is already there, a look at it decides: ours already, nothing to do; owned (a stale
+   * holder's, a blackhole, one left by a crash) -> ReplaceRoute to the lease's ENI, which never
+   * leaves the subnet without a route as delete-then-create would; foreign -> ForeignRouteError,
+   * never a replace (invariant 4).
    *
    * Throttling and EC2 outages leave the route 'pending' and are returned, not thrown:
    * the caller decides whether to answer 503. RouteLimitExceededError is thrown (the
@@ -171,7 +176,7 @@ export class RouteService {
           continue;
         }
         try {
-          await this.writeRoute(routeTableId, destination, lease.networkInterfaceId);
+          await this.writeRoute(config, routeTableId, destination, lease.networkInterfaceId);
           states.set(routeTableId, 'active');
         } catch (error) {
           if (error instanceof RouteLimitExceededError || !isTransient(error)) throw error;
@@ -193,8 +198,8 @@ export class RouteService {
 
   /**
    * Deletes the lease's route from each table, but only where it still points to this
-   * lease's ENI (or instance) or is a blackhole: a newer lease may hold the same subnet
-   * by now, and its route is not ours to remove. One Describe (unless `tables` is
+   * lease's ENI (or instance): a newer lease may hold the same subnet by now, and its route
+   * is not this lease's to remove; a foreign route there is nobody's to remove (invariant 4). One Describe (unless `tables` is
    * given) and one DeleteRoute per table that has such a route; before the first, the
    * lease's route states are recorded pending (markRoutesPending).
    * Throws the first failure after trying every table; the caller keeps the lease then.
@@ -218,15 +223,13 @@ export class RouteService {
     for (const table of described) {
       const route = table.routes.find((r) => sameSubnet(r.destination, lease.subnet));
       if (!route) continue;
-      if (!pointsTo(route, lease) && route.state !== 'blackhole') {
-        kept.push({
-          routeTableId: table.routeTableId,
-          target: route.networkInterfaceId ?? route.instanceId ?? route.otherTarget ?? 'unknown',
-        });
+      if (!pointsTo(route, lease) || !isOwnedRoute(config, route)) {
+        kept.push({ routeTableId: table.routeTableId, target: targetOf(route) });
         continue;
       }
       if (!marked) {
-        await this.markRoutesPending(lease);
+        // The lease changed hands since it was read: its subnet's routes are the new holder's.
+        if (!(await this.markRoutesPending(lease))) return { removed: [], kept };
         marked = true;
       }
       try {
@@ -269,7 +272,12 @@ export class RouteService {
 
     if (isGone(instance)) {
       const routeTableIds = await this.releaseRoutesOfDeadHolder(lease, config);
-      await this.store.delete(lease);
+      if (routeTableIds === undefined || !(await this.store.delete(lease))) {
+        // The conditional write found another holder: the subnet changed hands after we read
+        // the lease. Its routes are the new holder's; stop here.
+        this.logger.info('lease changed hands; nothing released', context);
+        return { action: 'none', reason: `the lease of ${instanceId} changed hands meanwhile` };
+      }
       this.logger.info('lease released: instance terminated', { ...context, routeTableIds });
       return { action: 'released', subnet: formatCidr(lease.subnet), routeTableIds };
     }
@@ -346,7 +354,7 @@ export class RouteService {
           const outcome = await this.routes.deleteRoute(change.routeTableId, change.destination);
           if (outcome === 'absent') continue;
         } else if (change.action === 'create') {
-          await this.writeRoute(change.routeTableId, change.destination, change.networkInterfaceId);
+          await this.writeRoute(config, change.routeTableId, change.destination, change.networkInterfaceId);
         } else {
           await this.routes.replaceRoute(change.routeTableId, change.destination, change.networkInterfaceId);
         }
@@ -421,54 +429,106 @@ export class RouteService {
 
   // ------------------------------------------------------------ internals
 
-  /** CreateRoute, and ReplaceRoute when a route to the destination is already there. */
-  private async writeRoute(routeTableId: string, destination: string, networkInterfaceId: string) {
+  /**
+   * CreateRoute; when a route to the destination is already there, one Describe of that table
+   * decides: already to this ENI -> done; owned -> ReplaceRoute; foreign -> ForeignRouteError.
+   */
+  private async writeRoute(
+    config: NetworkConfig,
+    routeTableId: string,
+    destination: string,
+    networkInterfaceId: string,
+  ): Promise<void> {
     const outcome = await this.routes.createRoute(routeTableId, destination, networkInterfaceId);
-    if (outcome === 'exists') await this.routes.replaceRoute(routeTableId, destination, networkInterfaceId);
+    if (outcome === 'created') return;
+    const [table] = await this.routes.describeRouteTables({
+      vpcId: this.vpcId,
+      routeTableIds: [routeTableId],
+    });
+    const subnet = parseDestination(destination);
+    const existing = subnet && table?.routes.find((r) => sameSubnet(r.destination, subnet));
+    if (!existing) {
+      // Gone between the two calls (a concurrent delete): create it again, once.
+      if ((await this.routes.createRoute(routeTableId, destination, networkInterfaceId)) === 'created')
+        return;
+      throw new ConflictError(
+        `The route to ${destination} in ${routeTableId} keeps changing; retry shortly.`,
+      );
+    }
+    if (existing.networkInterfaceId === networkInterfaceId && existing.state === 'active') return;
+    if (!isOwnedRoute(config, existing)) {
+      throw new ForeignRouteError({ routeTableId, destination, target: targetOf(existing) });
+    }
+    await this.routes.replaceRoute(routeTableId, destination, networkInterfaceId);
   }
 
   /**
-   * The dead holder's routes, deleted from the tables its lease item lists (plus the
-   * configured ones, when the caller passed a config that names them): no Describe, and
-   * 'absent' is fine. The subnet is this holder's (invariant 1), so its route is too.
+   * The dead holder's routes, from the tables its lease item lists (plus the configured ones,
+   * when the caller passed a config that names them): first a conditional write that the
+   * lease is still this holder's (undefined when it changed hands: the caller stops), then one
+   * Describe of those tables, then a delete only where the route still targets this lease's
+   * ENI (DESIGN.md "Trust"): a new holder of the subnet keeps its route. Finally, should a new
+   * holder have taken the subnet while we deleted, its routes are written back.
    */
   private async releaseRoutesOfDeadHolder(
     lease: Lease,
     config: NetworkConfig | undefined,
-  ): Promise<string[]> {
+  ): Promise<string[] | undefined> {
     const ids = new Set(lease.routes.map((r) => r.routeTableId));
     for (const id of config?.backend.routeTableIds ?? []) ids.add(id);
-    const destination = formatCidr(lease.subnet);
-    const removed: string[] = [];
-    let firstError: unknown;
-    await this.markRoutesPending(lease);
-    for (const routeTableId of ids) {
-      try {
-        await this.routes.deleteRoute(routeTableId, destination);
-        removed.push(routeTableId);
-      } catch (error) {
-        if (isMissingTable(error)) continue; // the table was deleted, and its routes with it
-        firstError ??= error;
-      }
+    if (!(await this.markRoutesPending(lease))) return undefined;
+    if (ids.size === 0) return [];
+    const published = config ?? (await this.publishedConfig());
+    const tables = await this.describeExisting([...ids]);
+    const { removed } = await this.removeLeaseRoutes(lease, published, tables);
+    const current = await this.store.getBySubnet(lease.subnet);
+    if (current && current.instanceId !== lease.instanceId && isLive(current, this.clock.now())) {
+      this.logger.info('subnet re-granted during the release; restoring its routes', describeLease(current));
+      await this.ensureLeaseRoutes(current, published, {
+        sourceDestCheck: false, // the grant handled it
+        routeTableIds: current.routes.map((r) => r.routeTableId),
+      });
     }
-    // Routes first, then the lease: when a route could not be deleted the lease stays,
-    // so the retried event (or the reconcile) finds it and tries again.
-    if (firstError !== undefined) throw toDomainError('EC2', firstError);
-    return removed;
+    return [...removed];
+  }
+
+  /** The tables among `ids` that still exist: a deleted table took its routes with it. */
+  private async describeExisting(ids: readonly string[]): Promise<RouteTable[]> {
+    try {
+      return await this.routes.describeRouteTables({ vpcId: this.vpcId, routeTableIds: ids });
+    } catch (error) {
+      if (!isMissingTable(error)) throw error;
+      const tables: RouteTable[] = [];
+      for (const id of ids) {
+        try {
+          tables.push(...(await this.routes.describeRouteTables({ vpcId: this.vpcId, routeTableIds: [id] })));
+        } catch (inner) {
+          if (!isMissingTable(inner)) throw inner;
+        }
+      }
+      return tables;
+    }
   }
 
   /**
    * Records the lease's routes as pending before any of them is deleted. Should the lease
    * outlive the removal (its delete fails once the routes are gone), the renewal, which costs
    * no EC2 call and trusts the stored states, must not answer "active": pending makes it
-   * write the routes back. One conditional write, only when some route is recorded active.
+   * write the routes back. One conditional write when some route is recorded active, else one
+   * read. False when the lease is no longer this holder's (it changed hands).
    */
-  private async markRoutesPending(lease: Lease): Promise<void> {
-    if (!lease.routes.some((r) => r.state === 'active')) return;
-    await this.store.updateRoutes(
+  private async markRoutesPending(lease: Lease): Promise<boolean> {
+    if (!lease.routes.some((r) => r.state === 'active')) {
+      const current = await this.store.getBySubnet(lease.subnet);
+      return (
+        current?.instanceId === lease.instanceId && current.networkInterfaceId === lease.networkInterfaceId
+      );
+    }
+    const updated = await this.store.updateRoutes(
       lease,
       lease.routes.map((r) => ({ routeTableId: r.routeTableId, state: 'pending' as const })),
     );
+    return updated !== undefined;
   }
 
   /**

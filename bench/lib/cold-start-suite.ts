@@ -18,7 +18,14 @@ import {
   measureColdStart,
   PACKAGINGS,
 } from './cold-start.js';
-import { hostArn, httpEvent, instanceStateEvent, OPERATOR_ARN, scheduledEvent } from './http-events.js';
+import {
+  hostArn,
+  httpEvent,
+  instanceStateEvent,
+  OPERATOR_ARN,
+  scheduledEvent,
+  TEST_HOSTS,
+} from './http-events.js';
 import { freshScene } from './scene.js';
 import { median } from './stats.js';
 
@@ -51,6 +58,9 @@ export async function runColdStarts(aws: BenchAws, runs: number): Promise<ColdSt
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       TABLE_NAME: scene.tableName,
       VPC_ID: scene.vpcId,
+      // the identity of test/support/events.ts's hostArn
+      ACCOUNT_ID: TEST_HOSTS.accountId,
+      HOST_ROLE_NAMES: TEST_HOSTS.hostRoleNames.join(','),
       LEASE_TTL_SECONDS: String(scene.leaseTtlSeconds),
       LOG_LEVEL: 'INFO',
       POWERTOOLS_SERVICE_NAME: 'vpc-lease',

@@ -8,4 +8,5 @@ export {
   instanceStateEvent,
   OPERATOR_ARN,
   scheduledEvent,
+  TEST_HOSTS,
 } from '../../test/support/events.js';

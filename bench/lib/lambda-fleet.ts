@@ -16,6 +16,7 @@ import { createDependencies, type Dependencies } from '../../shared/adapters/dep
 import type { HttpEvent, HttpResult } from '../../shared/http/middleware.js';
 import type { BenchAws } from './aws.js';
 import type { Ec2Throttle } from './ec2-throttle.js';
+import { TEST_HOSTS } from './http-events.js';
 import type { Scene } from './scene.js';
 import { silentLogger } from './scene.js';
 import { type InvocationTally, invocationTally, scaleSdkRetryDelays, tallySdkTime } from './sdk-time.js';
@@ -94,7 +95,7 @@ export function lambdaFleet(input: {
       ec2,
       logger: silentLogger,
     });
-    const handler = buildLeaseHandler({ leases: deps.leases, logger: quietLogger });
+    const handler = buildLeaseHandler({ leases: deps.leases, hosts: TEST_HOSTS, logger: quietLogger });
     return { deps, lease: (event) => handler(event, lambdaContext(UNENFORCED_TIMEOUT_SECONDS)) };
   };
   return {

@@ -15,8 +15,8 @@ const ROUTE_TABLE_ID = /^rtb-[0-9a-f]{8,17}$/;
  * `--param routeTableIds=rtb-a,rtb-b` gives one ARN per table. CloudFormation cannot
  * prefix every element of a list (Fn::Join takes no intrinsic delimiter), so the list
  * is built here, one `Fn::Sub` per table, with the partition, region and account left
- * to CloudFormation. Without the parameter the tables are discovered at run time and
- * every route table is allowed, fenced by the `ec2:Vpc` condition in serverless.yml.
+ * to CloudFormation. Without the parameter the tables are discovered at run time: every
+ * route-table ARN, fenced by the `ec2:Vpc` condition and the tag condition below.
  */
 async function routeTableArns({ resolveVariable }) {
   const raw = String((await resolveVariable('param:routeTableIds, ""')) ?? '').trim();
@@ -34,4 +34,16 @@ async function routeTableArns({ resolveVariable }) {
   return [...new Set(ids)].map(arn);
 }
 
-module.exports = { routeTableArns };
+/**
+ * The condition on route changes. With --param routeTableIds the ARNs above name the tables;
+ * without it the tables are found at run time, so IAM fences them by tag: only route tables
+ * of the VPC tagged `vpc-lease=managed` (docs/security.md, "IAM").
+ */
+async function routeMutationCondition({ resolveVariable }) {
+  const raw = String((await resolveVariable('param:routeTableIds, ""')) ?? '').trim();
+  const condition = { ArnEquals: { 'ec2:Vpc': await resolveVariable('self:custom.vpcArn') } };
+  if (raw === '') condition.StringEquals = { 'aws:ResourceTag/vpc-lease': 'managed' };
+  return condition;
+}
+
+module.exports = { routeTableArns, routeMutationCondition };

@@ -64,6 +64,9 @@ export function createDependencies(
     clock,
     vpcId: environment.vpcId,
     leaseTtlSeconds: environment.leaseTtlSeconds,
+    ...(environment.grantIntervalSeconds !== undefined
+      ? { grantIntervalSeconds: environment.grantIntervalSeconds }
+      : {}),
     logger,
   });
   const configs = new ConfigService({

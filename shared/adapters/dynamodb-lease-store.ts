@@ -41,6 +41,8 @@ const TABLES_KEY = 'TABLES';
 const subnetKey = (subnet: Cidr) => `SUBNET#${formatCidr(subnet)}`;
 const instanceKey = (instanceId: string) => `INSTANCE#${instanceId}`;
 const slotKey = (slot: number) => `SLOT#${slot}`;
+/** the instance's last new grant (DESIGN.md grant interval); outlives the lease, so a release does not reset it */
+const grantKey = (instanceId: string) => `GRANT#${instanceId}`;
 
 /** Items stay around a week after expiry for forensics, then DynamoDB TTL may delete them. */
 const TTL_GRACE_SECONDS = 7 * 24 * 3600;
@@ -112,7 +114,12 @@ export class DynamoDbLeaseStore implements LeaseStore {
     await this.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: { pk: TABLES_KEY, tables: snapshot.tables, refreshedAt: snapshot.refreshedAt.toISOString() },
+        Item: {
+          pk: TABLES_KEY,
+          tables: snapshot.tables,
+          foreignClaims: [...(snapshot.foreignClaims ?? [])],
+          refreshedAt: snapshot.refreshedAt.toISOString(),
+        },
       }),
     );
   }
@@ -122,12 +129,18 @@ export class DynamoDbLeaseStore implements LeaseStore {
     config: StoredConfig | undefined;
     snapshot: RouteTableSnapshot | undefined;
     instanceSubnet: string | undefined;
+    lastGrantAt: Date | undefined;
   }> {
     const out = await this.send(
       new BatchGetCommand({
         RequestItems: {
           [this.tableName]: {
-            Keys: [{ pk: CONFIG_KEY }, { pk: TABLES_KEY }, { pk: instanceKey(instanceId) }],
+            Keys: [
+              { pk: CONFIG_KEY },
+              { pk: TABLES_KEY },
+              { pk: instanceKey(instanceId) },
+              { pk: grantKey(instanceId) },
+            ],
             ConsistentRead: true,
           },
         },
@@ -146,7 +159,9 @@ export class DynamoDbLeaseStore implements LeaseStore {
     const config = byKey.get(CONFIG_KEY);
     const tables = byKey.get(TABLES_KEY);
     const instance = byKey.get(instanceKey(instanceId));
+    const grant = byKey.get(grantKey(instanceId));
     return {
+      lastGrantAt: grant ? new Date(grant.grantedAt as number) : undefined,
       config: config ? toStoredConfig(config) : undefined,
       snapshot: tables ? toSnapshot(tables) : undefined,
       instanceSubnet: instance ? (instance.subnet as string) : undefined,
@@ -444,6 +459,27 @@ export class DynamoDbLeaseStore implements LeaseStore {
     );
   }
 
+  /**
+   * Records a new grant of the instance at `now`, only if its last one was at or before
+   * `notAfter` (or there was none): one conditional put, so of two concurrent new grants of
+   * one instance only one passes. The item expires (TTL) a day later; nothing reads `ttl`.
+   */
+  async recordGrant(instanceId: string, now: Date, notAfter: Date): Promise<boolean> {
+    return this.conditional(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: grantKey(instanceId),
+          grantedAt: now.getTime(),
+          [TTL_ATTRIBUTE]: Math.floor(now.getTime() / 1000) + 24 * 3600,
+        },
+        // absent (first grant), or its last grant is old enough
+        ConditionExpression: 'attribute_not_exists(pk) OR grantedAt <= :notAfter',
+        ExpressionAttributeValues: { ':notAfter': notAfter.getTime() },
+      }),
+    );
+  }
+
   // ------------------------------------------------------------ plumbing
 
   /** A single conditional write: true when it happened, false when its condition failed. */
@@ -565,6 +601,9 @@ function toSnapshot(item: Record<string, unknown>): RouteTableSnapshot {
       routeTableId: t.routeTableId,
       foreignRoutes: Number(t.foreignRoutes),
     })),
+    ...(Array.isArray(item.foreignClaims)
+      ? { foreignClaims: (item.foreignClaims as unknown[]).map(String) }
+      : {}),
     refreshedAt: new Date(item.refreshedAt as string),
   };
 }

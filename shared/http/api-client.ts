@@ -76,6 +76,10 @@ export function isLoopbackUrl(url: string): boolean {
   }
 }
 
+/** RFC 3986 percent-encoding, as SigV4 wants it: encodeURIComponent plus !'()* (AWS SigV4 docs, "UriEncode"). */
+export const rfc3986 = (text: string): string =>
+  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
 export class ApiClient {
   private readonly base: URL;
   private readonly signer: SignatureV4 | undefined;
@@ -117,7 +121,12 @@ export class ApiClient {
       path.replace(/^\//, ''),
       this.base.href.endsWith('/') ? this.base.href : `${this.base.href}/`,
     );
-    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    // The query is sent exactly as SigV4 canonicalises it (RFC 3986: a space is %20, never
+    // URLSearchParams' `+`), so the signature AWS computes over what arrives is the one signed.
+    const pairs = Object.entries(options.query ?? {}).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined,
+    );
+    url.search = pairs.map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`).join('&');
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers: Record<string, string> = {
       host: url.host,
@@ -127,10 +136,7 @@ export class ApiClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
 
     if (this.signer) {
-      const query: Record<string, string> = {};
-      url.searchParams.forEach((v, k) => {
-        query[k] = v;
-      });
+      const query: Record<string, string> = Object.fromEntries(pairs);
       const signed = await this.signer.sign(
         new HttpRequest({
           method,

@@ -53,6 +53,11 @@ export interface RouteTableUsageJson {
   foreign: number;
   blackholes: number;
   free: number;
+  /**
+   * GET /v1/admin/routes: ranges inside Network that routes vpc-lease does not own claim
+   * (gateway, peering... or another prefix length); no lease is granted on a subnet they overlap
+   */
+  foreignClaims?: string[];
 }
 
 export interface RouteUsageJson {

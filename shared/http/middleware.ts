@@ -8,14 +8,13 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import middy, { type MiddlewareObj, type Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { type HostIdentityPolicy, hostInstanceId, operatorArn } from '../caller-identity.js';
 import {
-  ForbiddenError,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
   ValidationError,
   VpcLeaseError,
 } from '../errors.js';
-import { INSTANCE_ID } from '../lease.js';
 import { type ErrorJson, MAX_BODY_BYTES } from './contract.js';
 
 export type HttpEvent = APIGatewayProxyEventV2 & {
@@ -118,31 +117,22 @@ export function httpHandler(
   return chain.handler(route);
 }
 
-/** The instance id is the session name of the caller's instance-profile role: `.../assumed-role/ROLE/i-0abc...`. */
-export function callerInstanceId(event: HttpEvent): string {
-  const arn = event.requestContext?.authorizer?.iam?.userArn;
-  if (typeof arn !== 'string' || arn === '') {
-    throw new ForbiddenError(
-      'No IAM identity on the request: call with SigV4 credentials of an EC2 instance profile.',
-    );
-  }
-  const match = /^arn:aws[a-z-]*:sts::\d{12}:assumed-role\/[^/]+\/([^/]+)$/.exec(arn);
-  const session = match?.[1];
-  if (!session || !INSTANCE_ID.test(session)) {
-    throw new ForbiddenError(
-      `Caller ${clip(arn)} is not an EC2 instance: host routes need the instance-profile credentials of the host itself ` +
-        '(role session name = instance id).',
-    );
-  }
-  return session;
+/**
+ * The instance a host route's caller speaks for: only a session of one of this account's
+ * host roles named after an instance (see caller-identity.ts); anything else is 403.
+ */
+export function callerInstanceId(event: HttpEvent, hosts: HostIdentityPolicy): string {
+  return hostInstanceId(identityOf(event), hosts);
 }
 
-/** The operator's ARN (any authenticated IAM principal; API Gateway's IAM policy decides who may call). */
-export function callerArn(event: HttpEvent): string {
+/** An operator's ARN: any authenticated IAM principal except a host role's session (403). */
+export function callerArn(event: HttpEvent, hosts: HostIdentityPolicy): string {
+  return operatorArn(identityOf(event), hosts);
+}
+
+function identityOf(event: HttpEvent): string | undefined {
   const arn = event.requestContext?.authorizer?.iam?.userArn;
-  if (typeof arn !== 'string' || arn === '')
-    throw new ForbiddenError('No IAM identity on the request: sign it with SigV4.');
-  return arn;
+  return typeof arn === 'string' ? arn : undefined;
 }
 
 /**

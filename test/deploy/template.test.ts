@@ -116,7 +116,9 @@ function expectedStatements(
     Action: itemWrites,
     Resource: tableArn,
     Condition: {
-      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'SLOT#*', 'TABLES'] },
+      'ForAllValues:StringLike': {
+        'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'SLOT#*', 'TABLES', 'GRANT#*'],
+      },
     },
   };
   const leaseItemsWrite = {
@@ -147,7 +149,10 @@ function expectedStatements(
     Effect: 'Allow',
     Action: ['ec2:CreateRoute', 'ec2:ReplaceRoute', 'ec2:DeleteRoute'],
     Resource: (routeTables ?? ['*']).map(routeTableArn),
-    Condition: { ArnEquals: { 'ec2:Vpc': vpcArn } },
+    // Without named tables, only the VPC's tables tagged vpc-lease=managed (never every table).
+    Condition: routeTables
+      ? { ArnEquals: { 'ec2:Vpc': vpcArn } }
+      : { ArnEquals: { 'ec2:Vpc': vpcArn }, StringEquals: { 'aws:ResourceTag/vpc-lease': 'managed' } },
   };
   const sourceDestCheck = {
     Sid: 'SourceDestCheck',
@@ -233,6 +238,10 @@ describe('the CloudFormation template (serverless package, offline)', () => {
         `routeTableIds=${ROUTE_TABLES.join(',')}`,
         `alarmTopicArn=${ALARM_TOPIC}`,
         'utilisationAlarmPercent=75',
+        'hostRoleNames=legacy-nodes,ci-nodes',
+        'apiThrottleRate=20',
+        'apiThrottleBurst=40',
+        'leaseReservedConcurrency=4',
       ]),
       serverlessPackage('broken', ['routeTableIds=rtb-0123456789abcdef0,not-a-table']).then(
         () => undefined,
@@ -310,6 +319,9 @@ describe('the CloudFormation template (serverless package, offline)', () => {
           TABLE_NAME: 'vpc-lease-prod',
           VPC_ID: { Ref: 'VpcId' },
           LEASE_TTL_SECONDS: '86400',
+          GRANT_INTERVAL_SECONDS: '30',
+          ACCOUNT_ID: { Ref: 'AWS::AccountId' },
+          HOST_ROLE_NAMES: { 'Fn::Join': [',', [{ Ref: 'HostRole' }, { Ref: 'HostRoleNames' }]] },
           LOG_LEVEL: 'INFO',
           POWERTOOLS_SERVICE_NAME: 'vpc-lease',
           POWERTOOLS_METRICS_NAMESPACE: 'VpcLease',
@@ -324,7 +336,19 @@ describe('the CloudFormation template (serverless package, offline)', () => {
         prod.template.Resources[FUNCTIONS[fn].logicalId].Properties.ReservedConcurrentExecutions;
       expect(reserved('instanceState')).toBe(5);
       expect(reserved('reconcile')).toBe(1);
-      expect(reserved('lease')).toBeUndefined();
+      expect(reserved('lease')).toBe(10);
+    });
+
+    it('throttles the whole HTTP API from the stage parameters', () => {
+      expect(prod.template.Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({
+        ThrottlingRateLimit: 50,
+        ThrottlingBurstLimit: 100,
+      });
+      expect(scoped.template.Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({
+        ThrottlingRateLimit: 20,
+        ThrottlingBurstLimit: 40,
+      });
+      expect(scoped.template.Resources.LeaseLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(4);
     });
 
     it('keeps every log group for the configured retention', () => {
@@ -375,7 +399,7 @@ describe('the CloudFormation template (serverless package, offline)', () => {
     }
 
     it('has no other role, no managed policy on a function role, and only Lambda may assume them', () => {
-      const roles = resourcesOfType(prod.template, 'AWS::IAM::Role');
+      const roles = resourcesOfType(prod.template, 'AWS::IAM::Role').filter(([id]) => id !== 'HostRole');
       expect(roles.map(([id]) => id).sort()).toEqual(
         Object.values(FUNCTIONS)
           .map((f) => f.role)
@@ -391,7 +415,8 @@ describe('the CloudFormation template (serverless package, offline)', () => {
     });
 
     it('allows `*` resources only for Describe actions, which take nothing narrower', () => {
-      for (const [, role] of resourcesOfType(prod.template, 'AWS::IAM::Role')) {
+      for (const [id, role] of resourcesOfType(prod.template, 'AWS::IAM::Role')) {
+        if (id === 'HostRole') continue; // no inline policy: HostPolicy only
         for (const statement of role.Properties.Policies[0].PolicyDocument.Statement) {
           if (statement.Effect === 'Allow' && statement.Resource === '*') {
             for (const action of asList<string>(statement.Action)) expect(action).toMatch(/^ec2:Describe/);
@@ -430,6 +455,17 @@ describe('the CloudFormation template (serverless package, offline)', () => {
           Condition: { StringEquals: { 'aws:EC2InstanceSourceVPC': { Ref: 'VpcId' } } },
         },
       ]);
+    });
+
+    it('creates the host role, assumable by EC2 only, with the host policy and an instance profile', () => {
+      const role = prod.template.Resources.HostRole.Properties;
+      expect(role.RoleName).toBe('vpc-lease-prod-us-east-1-host');
+      expect(role.AssumeRolePolicyDocument.Statement).toEqual([
+        { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' },
+      ]);
+      expect(role.ManagedPolicyArns).toEqual([{ Ref: 'HostPolicy' }]);
+      expect(role.Policies).toBeUndefined();
+      expect(prod.template.Resources.HostInstanceProfile.Properties.Roles).toEqual([{ Ref: 'HostRole' }]);
     });
 
     it('lets operators call the admin routes and nothing else', () => {
@@ -595,6 +631,17 @@ describe('the CloudFormation template (serverless package, offline)', () => {
       expect(outputs.OperatorPolicyArn.Value).toEqual({ Ref: 'OperatorPolicy' });
       expect(outputs.LeaseTableName.Value).toEqual({ Ref: 'LeaseTable' });
       expect(outputs.FailedEventsQueueUrl.Value).toEqual({ Ref: 'FailedEventsQueue' });
+      expect(outputs.HostRoleName.Value).toEqual({ Ref: 'HostRole' });
+      expect(outputs.HostInstanceProfileArn.Value).toEqual({ 'Fn::GetAtt': ['HostInstanceProfile', 'Arn'] });
+      expect(outputs.HostInstanceProfileName.Value).toEqual({ Ref: 'HostInstanceProfile' });
+    });
+
+    it('takes further host roles from the hostRoleNames parameter (names only, no paths)', () => {
+      expect(prod.template.Parameters.HostRoleNames).toMatchObject({ Type: 'String', Default: '' });
+      expect(scoped.template.Parameters.HostRoleNames.Default).toBe('legacy-nodes,ci-nodes');
+      const pattern = new RegExp(prod.template.Parameters.HostRoleNames.AllowedPattern);
+      expect(pattern.test('legacy-nodes,ci-nodes')).toBe(true);
+      expect(pattern.test('team/legacy-nodes')).toBe(false);
     });
 
     it('refuses route table ids that are not route table ids, naming the parameter', () => {

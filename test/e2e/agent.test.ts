@@ -327,6 +327,8 @@ describe('vpc-lease-agent against the local stack', () => {
 
   beforeAll(async () => {
     const [apiPort, motoPort, lambdaPort] = await distinctFreePorts(3);
+    // Hosts here release and re-lease within seconds; the grant interval has its own tests (trust.test.ts).
+    process.env.VPCLEASE_GRANT_INTERVAL_SECONDS = '0';
     stack = await startLocalStack({ apiPort, motoPort, lambdaPort, quiet: true });
     const clients = localClients(stack.motoEndpoint);
     clients.dynamo.destroy();

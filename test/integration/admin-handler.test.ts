@@ -12,7 +12,7 @@ import type { LeaseJson, ReconcileReportJson, RouteUsageJson } from '../../share
 import type { HttpEvent } from '../../shared/http/middleware.js';
 import { useMoto } from '../support/aws.js';
 import { createControlPlane, quietLogger } from '../support/control-plane.js';
-import { httpEvent, lambdaContext, OPERATOR_ARN } from '../support/events.js';
+import { httpEvent, lambdaContext, OPERATOR_ARN, TEST_HOSTS } from '../support/events.js';
 
 interface Answer {
   statusCode: number;
@@ -35,7 +35,7 @@ async function adminPlane(aws: ReturnType<typeof useMoto>, config?: object) {
     routes: plane.routes,
     clock: plane.clock,
   });
-  const handler = buildAdminHandler({ admin, logger: quietLogger });
+  const handler = buildAdminHandler({ admin, hosts: TEST_HOSTS, logger: quietLogger });
   const invoke = async (event: HttpEvent): Promise<Answer> => {
     const result = await handler(event, lambdaContext('vpc-lease-admin'));
     return {

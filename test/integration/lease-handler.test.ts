@@ -5,7 +5,7 @@ import { contains, formatCidr, parseCidr } from '../../shared/cidr.js';
 import type { LeaseJson } from '../../shared/http/contract.js';
 import { useMoto } from '../support/aws.js';
 import { type ControlPlane, createControlPlane, quietLogger } from '../support/control-plane.js';
-import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN } from '../support/events.js';
+import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN, TEST_HOSTS } from '../support/events.js';
 
 describe('lease function: PUT/DELETE /v1/lease and GET /v1/config through the middy chain (moto)', () => {
   const aws = useMoto();
@@ -18,7 +18,7 @@ describe('lease function: PUT/DELETE /v1/lease and GET /v1/config through the mi
     plane = await createControlPlane(aws, {
       config: { Network: '10.244.0.0/16', Backend: { Type: 'aws-vpc', RouteLimit: 100 } },
     });
-    const handler = buildLeaseHandler({ leases: plane.leases, logger: quietLogger });
+    const handler = buildLeaseHandler({ leases: plane.leases, hosts: TEST_HOSTS, logger: quietLogger });
     invoke = async (event) => {
       const result = await handler(event, lambdaContext());
       return {
@@ -148,7 +148,7 @@ describe('lease function: PUT/DELETE /v1/lease and GET /v1/config through the mi
       }),
     );
     expect(operator.statusCode).toBe(403);
-    expect(operator.body.error.message).toMatch(/not an EC2 instance/);
+    expect(operator.body.error.message).toMatch(/vpc-lease-operator is not a host role/);
     expect(await leaseCount()).toBe(before);
   });
 
@@ -281,7 +281,7 @@ describe('lease function before any config is published', () => {
         Key: { pk: 'CONFIG' },
       }),
     );
-    const handler = buildLeaseHandler({ leases: plane.leases, logger: quietLogger });
+    const handler = buildLeaseHandler({ leases: plane.leases, hosts: TEST_HOSTS, logger: quietLogger });
     const [host] = await plane.launch();
     const res = await handler(
       httpEvent({

@@ -29,12 +29,38 @@ import {
   terminate,
   useMotoEc2,
 } from '../support/ec2-fixtures.js';
-import { MemoryLeaseStore } from '../support/memory-lease-store.js';
 
 const T0 = new Date('2026-06-01T00:00:00Z');
 const hours = (n: number) => new Date(T0.getTime() + n * 3600_000);
 
 const aws = useMotoEc2();
+
+/**
+ * The real DynamoDB store on moto with a race injected at one point: `afterList` runs once
+ * right after list() read the table, `beforeDelete` once right before delete() writes.
+ * The races run real grants against the real engine, so what the conditions decide is DynamoDB's.
+ */
+class RacingStore extends DynamoDbLeaseStore {
+  afterList: (() => Promise<void>) | undefined;
+  beforeDelete: (() => Promise<void>) | undefined;
+
+  override async list(): Promise<Lease[]> {
+    const leases = await super.list();
+    const race = this.afterList;
+    this.afterList = undefined;
+    await race?.();
+    return leases;
+  }
+
+  override async delete(lease: Lease, options?: { onlyIfExpiredAt?: Date }): Promise<boolean> {
+    const race = this.beforeDelete;
+    this.beforeDelete = undefined;
+    await race?.();
+    return super.delete(lease, options);
+  }
+}
+
+const racingStore = async () => new RacingStore(aws.dynamo, await aws.newTable());
 
 const MUTATIONS = [
   'EC2.CreateRoute',
@@ -252,7 +278,7 @@ describe('RouteService.onInstanceState', () => {
     ).lease!;
   }
 
-  it('removes the routes and the lease of a terminated instance within tables + 1 EC2 calls', async () => {
+  it('removes the routes and the lease of a terminated instance within tables + 2 EC2 calls', async () => {
     const s = await scene({ tables: 3 });
     const [host, neighbour] = s.hosts;
     await routedLease(s, host!, '10.244.7.0/24');
@@ -264,7 +290,10 @@ describe('RouteService.onInstanceState', () => {
     const outcome = await s.service.onInstanceState(host!.instanceId, 'terminated', s.config);
 
     expect(outcome).toEqual({ action: 'released', subnet: '10.244.7.0/24', routeTableIds: s.tableIds });
-    expect(ec2Calls()).toBeLessThanOrEqual(s.tableIds.length + 1);
+    // DescribeInstances, one DescribeRouteTables (a route goes only while it targets the lease's
+    // ENI: EC2 has no conditional delete), one DeleteRoute per table
+    expect(ec2Calls()).toBe(s.tableIds.length + 2);
+    expect(aws.counter.calls.get('EC2.DeleteRoute')).toBe(s.tableIds.length);
     expect(await s.lease('10.244.7.0/24')).toBeUndefined();
     for (const id of s.tableIds) {
       expect(await overlayRoutes(aws.ec2, id)).toEqual([['10.244.8.0/24', neighbour!.networkInterfaceId]]);
@@ -566,17 +595,7 @@ describe('RouteService.reconcile', () => {
   it('leaves a route alone when its subnet is granted while the sweep runs', async () => {
     // The grant lands after the sweep listed the leases, so the sweep planned to delete
     // the (then unleased) route; the new holder's route must survive.
-    class RacingStore extends MemoryLeaseStore {
-      afterList: (() => Promise<void>) | undefined;
-      override async list(): Promise<Lease[]> {
-        const leases = await super.list();
-        const race = this.afterList;
-        this.afterList = undefined;
-        await race?.();
-        return leases;
-      }
-    }
-    const store = new RacingStore();
+    const store = await racingStore();
     const s = await scene({ tables: 1, store });
     const [stale, next] = s.hosts;
     await createRouteByHand(aws.ec2, s.tableIds[0]!, '10.244.6.0/24', stale!.networkInterfaceId);
@@ -597,22 +616,13 @@ describe('RouteService.reconcile', () => {
   it('writes the routes back when the subnet it reclaims was granted again meanwhile', async () => {
     // The store answers "not deleted" because a new grant took the expired subnet between
     // the sweep's list() and its delete(); the sweep had already deleted the route.
-    class RacingStore extends MemoryLeaseStore {
-      regrant: (() => Promise<void>) | undefined;
-      override async delete(lease: Lease, options?: { onlyIfExpiredAt?: Date }): Promise<boolean> {
-        const race = this.regrant;
-        this.regrant = undefined;
-        await race?.();
-        return super.delete(lease, options);
-      }
-    }
-    const store = new RacingStore();
+    const store = await racingStore();
     const s = await scene({ tables: 2, store });
     const [old, next] = s.hosts;
     await s.grant(old!, '10.244.5.0/24', { at: hours(-3), expiresAt: hours(-1) });
     for (const id of s.tableIds)
       await createRouteByHand(aws.ec2, id, '10.244.5.0/24', old!.networkInterfaceId);
-    store.regrant = async () => {
+    store.beforeDelete = async () => {
       await s.grant(next!, '10.244.5.0/24');
     };
 

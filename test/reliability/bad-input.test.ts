@@ -19,7 +19,7 @@ import { MAX_BODY_BYTES } from '../../shared/http/contract.js';
 import type { HttpEvent } from '../../shared/http/middleware.js';
 import { useMoto } from '../support/aws.js';
 import { type ControlPlane, createControlPlane } from '../support/control-plane.js';
-import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN } from '../support/events.js';
+import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN, TEST_HOSTS } from '../support/events.js';
 import { scanItems } from '../support/invariants.js';
 import { CapturingLogger } from '../support/log-capture.js';
 
@@ -27,6 +27,8 @@ const aws = useMoto();
 const log = new CapturingLogger();
 let plane: ControlPlane;
 let host: LaunchedInstance;
+/** holds a lease with routes: what an impersonator would release or take over */
+let victim: LaunchedInstance;
 let lease: (event: HttpEvent) => Promise<{ statusCode?: number; body?: string }>;
 let admin: (event: HttpEvent) => Promise<{ statusCode?: number; body?: string }>;
 let stateBefore: string;
@@ -51,6 +53,7 @@ beforeAll(async () => {
   });
   const hosts = await plane.launch(3);
   host = hosts[0]!;
+  victim = hosts[1]!;
   // Some state to protect: two hosts hold leases with routes; the first host holds none.
   for (const h of hosts.slice(1)) await plane.leases.acquire(h.instanceId, { privateIp: h.privateIp });
   const service = new AdminService({
@@ -61,8 +64,8 @@ beforeAll(async () => {
     routes: plane.routes,
     clock: plane.clock,
   });
-  const leaseHandler = buildLeaseHandler({ leases: plane.leases, logger: log });
-  const adminHandler = buildAdminHandler({ admin: service, logger: log });
+  const leaseHandler = buildLeaseHandler({ leases: plane.leases, hosts: TEST_HOSTS, logger: log });
+  const adminHandler = buildAdminHandler({ admin: service, hosts: TEST_HOSTS, logger: log });
   lease = (event) => leaseHandler(event, lambdaContext('vpc-lease-test-lease'));
   admin = (event) => adminHandler(event, lambdaContext('vpc-lease-test-admin'));
   stateBefore = await state();
@@ -108,6 +111,27 @@ const rawPath = (method: string, path: string): HttpEvent => ({
   ...operator(method, path),
   routeKey: '$default',
   requestContext: { ...operator(method, path).requestContext, routeKey: '$default' },
+});
+
+/** Sessions that name an instance but are not that instance's host-role session (issue: impersonation). */
+function hostileIdentities(): [string, (instanceId: string) => string][] {
+  return [
+    ['another account', (id) => `arn:aws:sts::999999999999:assumed-role/vpc-lease-host/${id}`],
+    [
+      'another role of the account (ci-deploy)',
+      (id) => `arn:aws:sts::123456789012:assumed-role/ci-deploy/${id}`,
+    ],
+    ['a role path', (id) => `arn:aws:sts::123456789012:assumed-role/team/vpc-lease-host/${id}`],
+    ['a session of i- plus junk', (id) => `arn:aws:sts::123456789012:assumed-role/vpc-lease-host/${id}-junk`],
+    ['an empty session', () => 'arn:aws:sts::123456789012:assumed-role/vpc-lease-host/'],
+    ['an unknown partition', (id) => `arn:aws-iso:sts::123456789012:assumed-role/vpc-lease-host/${id}`],
+  ];
+}
+
+/** The same request under another identity. */
+const asIdentity = (event: HttpEvent, userArn: string): HttpEvent => ({
+  ...event,
+  requestContext: { ...event.requestContext, authorizer: { iam: { userArn } } },
 });
 
 const withArn = (userArn: string | undefined, method = 'PUT') =>
@@ -412,6 +436,29 @@ const CASES: Case[] = [
     event: () => httpEvent({ method: 'GET', path: '/v1/config' }),
     status: 403,
   },
+  // -- impersonation: the victim's instance id in a session that is not the victim's instance profile
+  ...hostileIdentities().flatMap(([name, arn]) => [
+    {
+      name: `PUT as the victim from ${name}`,
+      fn: 'lease' as const,
+      event: () =>
+        httpEvent({
+          method: 'PUT',
+          path: '/v1/lease',
+          body: { privateIp: victim.privateIp },
+          userArn: arn(victim.instanceId),
+        }),
+      status: 403,
+      code: 'Forbidden',
+    },
+    {
+      name: `DELETE as the victim from ${name}`,
+      fn: 'lease' as const,
+      event: () => httpEvent({ method: 'DELETE', path: '/v1/lease', userArn: arn(victim.instanceId) }),
+      status: 403,
+      code: 'Forbidden',
+    },
+  ]),
   // -- headers and encodings
   {
     name: 'a form content type',
@@ -761,6 +808,28 @@ const CASES: Case[] = [
     status: 403,
   },
   {
+    name: 'a host reconciling through the admin API',
+    fn: 'admin',
+    event: () =>
+      httpEvent({ method: 'POST', path: '/v1/admin/reconcile', userArn: hostArn(host.instanceId) }),
+    status: 403,
+    code: 'Forbidden',
+  },
+  {
+    name: 'a host revoking another lease through the admin API',
+    fn: 'admin',
+    event: () => asIdentity(leaseKey('DELETE', '10.244.7.0-24'), hostArn(host.instanceId)),
+    status: 403,
+    code: 'Forbidden',
+  },
+  {
+    name: 'a host publishing a config through the admin API',
+    fn: 'admin',
+    event: () => asIdentity(putConfig(config({})), hostArn(host.instanceId)),
+    status: 403,
+    code: 'Forbidden',
+  },
+  {
     name: 'PUT /v1/admin/config without an IAM identity',
     fn: 'admin',
     event: () => ({
@@ -825,6 +894,7 @@ describe('bad-input corpus: every hostile request gets a 4xx with a code, change
           throw new TypeError('a bug');
         },
       } as unknown as ControlPlane['leases'],
+      hosts: TEST_HOSTS,
       logger: log,
     });
     log.clear();

@@ -76,10 +76,19 @@ type SimpleStep =
   | { op: 'stop'; host: number }
   | { op: 'start'; host: number }
   | { op: 'deliver'; pick: number; duplicate: boolean }
-  | { op: 'reconcile' };
+  | { op: 'reconcile' }
+  | { op: 'impersonate'; host: number; method: 'PUT' | 'DELETE'; identity: number }
+  | { op: 'foreign'; n: number };
 type Step = SimpleStep | { op: 'together'; steps: SimpleStep[] };
 
 const host = fc.nat({ max: HOSTS - 1 });
+
+/** Sessions naming a host's instance that are not its instance profile's (the test handlers trust account 123456789012's vpc-lease-host). */
+const IMPERSONATORS: readonly ((instanceId: string) => string)[] = [
+  (id) => `arn:aws:sts::999999999999:assumed-role/vpc-lease-host/${id}`,
+  (id) => `arn:aws:sts::123456789012:assumed-role/ci-deploy/${id}`,
+  (id) => `arn:aws:sts::123456789012:assumed-role/team/vpc-lease-host/${id}`,
+];
 const simpleStep: fc.Arbitrary<SimpleStep> = fc.oneof(
   {
     weight: 6,
@@ -115,6 +124,17 @@ const simpleStep: fc.Arbitrary<SimpleStep> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.constant({ op: 'reconcile' as const }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('impersonate' as const),
+      host,
+      method: fc.constantFrom('PUT' as const, 'DELETE' as const),
+      identity: fc.nat({ max: IMPERSONATORS.length - 1 }),
+    }),
+  },
+  // a subnet number as in `previous`: the foreign route lands where hosts ask to be
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('foreign' as const), n: fc.nat({ max: 8 }) }) },
 );
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: simpleStep },
@@ -269,7 +289,8 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       const error = res.body?.error;
       if (res.statusCode === 403)
         expect(h.state, `403 for a running host: ${error?.message}`).not.toBe('running');
-      if (res.statusCode === 409) expect(['RouteLimitExceeded', 'SubnetsExhausted']).toContain(error?.code);
+      if (res.statusCode === 409)
+        expect(['RouteLimitExceeded', 'SubnetsExhausted', 'ForeignRoute']).toContain(error?.code);
       const ec2SaidFull = world.faults.injected
         .slice(injectedBefore)
         .some((f) => f.kind === 'InjectedRouteLimitExceeded');
@@ -278,6 +299,10 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       if (lease) {
         expect(lease.instanceId).toBe(h.instanceId);
         expect(lease.networkInterfaceId).toBe(h.networkInterfaceId);
+        // invariant 5: no lease on a subnet a foreign route claimed while no lease held it
+        expect(world.foreignClaims, `lease on ${lease.subnet}, claimed by a foreign route`).not.toContain(
+          lease.subnet,
+        );
         if (alone && lease.routes.every((r) => r.state === 'active')) {
           // The agent writes subnet.env on this answer: every route it calls active must exist.
           const targets = await routeTargets(world, lease.subnet);
@@ -387,6 +412,29 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       }
       return;
     }
+    case 'impersonate': {
+      const h = world.hosts[s.host]!;
+      const before = alone ? await scanItems({ client: aws.dynamo, tableName: world.tableName }) : undefined;
+      const res = await world.impersonate(h, s.method, IMPERSONATORS[s.identity]!(h.instanceId));
+      count(`impersonated ${s.method} ${res.statusCode}`);
+      expect(res.statusCode, `${s.method} as ${h.instanceId} from an impostor`).toBe(403);
+      if (before) {
+        expect(await scanItems({ client: aws.dynamo, tableName: world.tableName })).toEqual(before);
+      }
+      return;
+    }
+    case 'foreign': {
+      // Only in the narrow network, whose RouteLimit leaves room: in the wide one every foreign
+      // route takes a lease's place, and shrinking capacity under live leases is the operator's
+      // doing (the reconcile reports it), not a grant breaking invariant 3.
+      if (world.config.backend.routeLimit - FOREIGN_IN_FULLEST < 40) return;
+      // Only where no lease item is: a lease granted afterwards on it breaks invariant 5.
+      const destination = `10.244.${s.n + 1}.0/24`;
+      const held = (await world.cleanStore.list()).some((l) => formatCidr(l.subnet) === destination);
+      if (held) return;
+      count(`foreign route ${(await world.writeForeignRoute(destination)) ? 'written' : 'taken'}`);
+      return;
+    }
     case 'reconcile': {
       try {
         await world.turnstile.run('reconcile', () => world.routes.reconcile(world.config));
@@ -463,7 +511,7 @@ describe('random interleavings with injected faults (fast-check, moto)', () => {
   });
 
   it(
-    'keeps invariants 1-4 after every step, answers nothing but 2xx/403/409/503, and settles with one fault-free reconcile',
+    'keeps invariants 1-5 after every step, answers nothing but 2xx/403/409/503, and settles with one fault-free reconcile',
     async () => {
       await fc.assert(
         fc.asyncProperty(runSettings, fc.array(step, { minLength: 4, maxLength: MAX_STEPS }), runScenario),

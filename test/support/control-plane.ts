@@ -21,12 +21,18 @@ export interface ControlPlane extends Dependencies {
 
 export async function createControlPlane(
   aws: MotoContext,
-  options: { config?: object; clock?: Clock; leaseTtlSeconds?: number } = {},
+  options: { config?: object; clock?: Clock; leaseTtlSeconds?: number; grantIntervalSeconds?: number } = {},
 ): Promise<ControlPlane> {
   const vpc = await seedVpc(aws.ec2, { name: `vpc-lease-test-${Math.random().toString(36).slice(2, 8)}` });
   const tableName = await aws.newTable();
   const deps = createDependencies({
-    environment: { tableName, vpcId: vpc.vpcId, leaseTtlSeconds: options.leaseTtlSeconds ?? 86_400 },
+    environment: {
+      tableName,
+      vpcId: vpc.vpcId,
+      leaseTtlSeconds: options.leaseTtlSeconds ?? 86_400,
+      // Tests release and re-lease one instance at will; the grant interval's own tests set it.
+      grantIntervalSeconds: options.grantIntervalSeconds ?? 0,
+    },
     dynamo: aws.dynamo,
     ec2: aws.ec2,
     logger: silentCoreLogger,

@@ -1,6 +1,13 @@
 /** API Gateway HTTP API (payload v2) events, as API Gateway sends them with AWS_IAM auth. */
 import type { Context } from 'aws-lambda';
+import type { HostIdentityPolicy } from '../../shared/caller-identity.js';
 import type { HttpEvent } from '../../shared/http/middleware.js';
+
+/** The host identity the handlers under test trust: role vpc-lease-host of account 123456789012. */
+export const TEST_HOSTS: HostIdentityPolicy = {
+  accountId: '123456789012',
+  hostRoleNames: ['vpc-lease-host'],
+};
 
 export const hostArn = (instanceId: string) =>
   `arn:aws:sts::123456789012:assumed-role/vpc-lease-host/${instanceId}`;

@@ -36,7 +36,7 @@ import { SlotKeeper } from '../../shared/slot-keeper.js';
 import { type MotoContext, TEST_REGION } from './aws.js';
 import { quietLogger } from './control-plane.js';
 import { createNetworkFixture, launchHosts, type NetworkFixture } from './ec2-fixtures.js';
-import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN } from './events.js';
+import { hostArn, httpEvent, lambdaContext, OPERATOR_ARN, TEST_HOSTS } from './events.js';
 import { attachFaults, createFaultSwitch, type FaultSwitch, seededRandom, Turnstile } from './faults.js';
 import {
   checkInvariants,
@@ -70,6 +70,8 @@ export interface FaultyPlane {
   hosts: Host[];
   clock: Clock & { advance(seconds: number): void };
   foreignBefore: ForeignRouteSnapshot;
+  /** destinations the foreign-route writer claimed (invariant 5: no grant on them afterwards) */
+  foreignClaims: Set<string>;
   /** set `faults.policy` to inject; every injected fault is recorded in `faults.injected` */
   faults: FaultSwitch;
   turnstile: Turnstile;
@@ -82,6 +84,14 @@ export interface FaultyPlane {
   cleanRoutes: RouteService;
   putLease(host: LaunchedInstance, body?: Record<string, unknown>): Promise<Answer>;
   deleteLease(host: LaunchedInstance): Promise<Answer>;
+  /** PUT or DELETE /v1/lease naming `host`'s instance, from a session that is not its instance profile's */
+  impersonate(host: LaunchedInstance, method: 'PUT' | 'DELETE', userArn: string): Promise<Answer>;
+  /**
+   * Someone else's route (to the internet gateway) at `destination` in the first table, written
+   * with the clean client; the foreign-route snapshot of invariant 4 takes it in. False when the
+   * table already routes that destination.
+   */
+  writeForeignRoute(destination: string): Promise<boolean>;
   /** DELETE /v1/admin/leases/{subnet} (subnet as a CIDR) */
   revokeLease(subnet: string): Promise<Answer>;
   /** PUT /v1/admin/config with the config's Backend.RouteLimit changed */
@@ -100,6 +110,8 @@ export interface FaultyPlaneOptions {
   /** the network config, given the fixture's route tables (default: 10.244.0.0/16 over them) */
   config?: (routeTableIds: readonly string[]) => unknown;
   leaseTtlSeconds?: number;
+  /** GRANT_INTERVAL_SECONDS of the lease service; 0 (no limit) unless a scenario exercises it */
+  grantIntervalSeconds?: number;
   /** seeds the turnstile and the allocator's choices */
   seed?: number;
   /** SDK attempts per call on the faulty clients (default 2) */
@@ -198,6 +210,8 @@ export async function createFaultyPlane(
     clock,
     vpcId: fixture.vpcId,
     leaseTtlSeconds: options.leaseTtlSeconds ?? 3600,
+    // 0 unless a scenario exercises the grant interval: hosts here re-lease at will
+    grantIntervalSeconds: options.grantIntervalSeconds ?? 0,
     random: seededRandom(seed + 7),
   });
   const cleanStore = new DynamoDbLeaseStore(aws.dynamo, tableName);
@@ -215,8 +229,8 @@ export async function createFaultyPlane(
 
   const configs = new ConfigService({ store, instances, routes, slots, clock, vpcId: fixture.vpcId });
   const adminService = new AdminService({ store, instances, leases, configs, routes, clock });
-  const adminHandler = buildAdminHandler({ admin: adminService, logger: quietLogger });
-  const leaseHandler = buildLeaseHandler({ leases, logger: quietLogger });
+  const adminHandler = buildAdminHandler({ admin: adminService, hosts: TEST_HOSTS, logger: quietLogger });
+  const leaseHandler = buildLeaseHandler({ leases, hosts: TEST_HOSTS, logger: quietLogger });
   const stateHandler = buildInstanceStateHandler({ routes, logger: quietLogger });
   const http = async (event: ReturnType<typeof httpEvent>, handler = leaseHandler): Promise<Answer> => {
     const result = await handler(event, lambdaContext());
@@ -236,6 +250,7 @@ export async function createFaultyPlane(
     hosts,
     clock,
     foreignBefore,
+    foreignClaims: new Set<string>(),
     faults,
     turnstile,
     counter,
@@ -255,6 +270,36 @@ export async function createFaultyPlane(
       ),
     deleteLease: (host) =>
       http(httpEvent({ method: 'DELETE', path: '/v1/lease', userArn: hostArn(host.instanceId) })),
+    impersonate: (host, method, userArn) =>
+      http(
+        httpEvent({
+          method,
+          path: '/v1/lease',
+          ...(method === 'PUT' ? { body: { privateIp: host.privateIp } } : {}),
+          userArn,
+        }),
+      ),
+    async writeForeignRoute(destination) {
+      try {
+        await aws.ec2.send(
+          new CreateRouteCommand({
+            RouteTableId: fixture.routeTableIds[0],
+            DestinationCidrBlock: destination,
+            GatewayId: fixture.internetGatewayId,
+          }),
+        );
+      } catch (error) {
+        if ((error as { name?: string }).name === 'RouteAlreadyExists') return false;
+        throw error;
+      }
+      plane.foreignClaims.add(destination);
+      plane.foreignBefore = await snapshotForeignRoutes({
+        ec2: aws.ec2,
+        vpcId: fixture.vpcId,
+        config: plane.config,
+      });
+      return true;
+    },
     revokeLease: (subnet) => {
       const key = toSubnetKey(parseCidr(subnet));
       return http(
@@ -293,7 +338,7 @@ export async function createFaultyPlane(
         config: plane.config,
         now: clock.now(),
         vpcId: fixture.vpcId,
-        foreignBefore,
+        foreignBefore: plane.foreignBefore,
         settled,
       }),
     dispose() {

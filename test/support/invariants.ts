@@ -12,7 +12,11 @@
  *      that table, and every live slot number < that capacity; every SLOT item is a lease's
  *      claim or a tombstone (a slot a capacity change blocked);
  *   4. every route vpc-lease does not own is exactly as it was (compared with a snapshot
- *      taken before the run), in every table of the VPC, in scope or not.
+ *      taken before the run, and again after each foreign route a test writes), in every
+ *      table of the VPC, in scope or not; ownership as DESIGN.md defines it (isOwned);
+ *   5. no live lease's subnet is covered or overlapped by a foreign route of a table in scope
+ *      that was there before the lease's items were written (checked by the callers that know
+ *      when each was written: interleavings.test.ts's grant answers).
  *
  * Once the state has settled (a fault-free reconcile ran), also: every route inside
  * Network with an ENI/instance target is a live lease's route to its holder's ENI; every
@@ -28,7 +32,7 @@ import {
   type Route,
 } from '@aws-sdk/client-ec2';
 import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { type Cidr, contains, formatCidr, overlaps, parseCidr } from '../../shared/cidr.js';
+import { type Cidr, formatCidr, overlaps, parseCidr } from '../../shared/cidr.js';
 import { isLeasable, type NetworkConfig } from '../../shared/network-config.js';
 
 export interface InvariantScope {
@@ -225,21 +229,23 @@ const parse = (destination: string): Cidr | undefined => {
   }
 };
 
-const insideNetwork = (config: NetworkConfig, destination: string): boolean => {
+/** Exactly one leasable subnet: SubnetLen long, aligned, inside Network, within SubnetMin..SubnetMax. */
+const leasableDestination = (config: NetworkConfig, destination: string): boolean => {
   const cidr = parse(destination);
-  return cidr !== undefined && contains(config.network, cidr);
+  return cidr !== undefined && isLeasable(config, cidr);
 };
 
 /**
- * Owned: in a table in scope, inside Network, to an ENI or an instance (the only kind of
- * route vpc-lease writes). Everything else, including every route of a table out of
- * scope, is foreign.
+ * Owned (DESIGN.md invariant 4): in a table in scope, the destination exactly one leasable
+ * subnet, and the target an ENI or an instance (the only kind of route vpc-lease writes) or
+ * gone (blackhole). Everything else, including every route of a table out of scope, a gateway
+ * route to a leasable subnet and an ENI route of another prefix length, is foreign.
  */
 export const isOwned = (config: NetworkConfig, table: ObservedTable, route: ObservedRoute): boolean =>
   table.inScope &&
-  !route.otherTarget &&
-  Boolean(route.networkInterfaceId || route.instanceId) &&
-  insideNetwork(config, route.destination);
+  leasableDestination(config, route.destination) &&
+  (route.state === 'blackhole' ||
+    (!route.otherTarget && Boolean(route.networkInterfaceId || route.instanceId)));
 
 const targetOf = (r: ObservedRoute) => r.networkInterfaceId ?? r.instanceId ?? r.otherTarget ?? '?';
 export const routeKey = (r: ObservedRoute): RouteKey => `${r.destination} -> ${targetOf(r)} [${r.state}]`;

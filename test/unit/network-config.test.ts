@@ -53,12 +53,21 @@ const lastOf = (network: Cidr): bigint => network.base + (1n << BigInt(32 - netw
 const defaultSubnetLen = (prefix: number): number => (prefix <= 22 ? 24 : prefix + 2);
 
 /** Any Network flannel accepts (a /1 to a /28), with any valid SubnetLen for it. */
-const networkAndSubnetLen = fc.integer({ min: 1, max: 28 }).chain((prefix) =>
-  fc.record({
-    network: fc.bigInt({ min: 0n, max: 0xffff_ffffn }).map((address) => cidrOf(4, address, prefix)),
-    subnetLen: fc.integer({ min: prefix + 2, max: 30 }),
-  }),
-);
+/** Networks inside private address space, cut into at most 65,536 subnets (the config's limits). */
+const PRIVATE = [cidr('10.0.0.0/8'), cidr('172.16.0.0/12'), cidr('192.168.0.0/16'), cidr('100.64.0.0/10')];
+const networkAndSubnetLen = fc
+  .constantFrom(...PRIVATE)
+  .chain((range) =>
+    fc.record({ range: fc.constant(range), prefix: fc.integer({ min: range.prefix, max: 28 }) }),
+  )
+  .chain(({ range, prefix }) =>
+    fc.record({
+      network: fc
+        .bigInt({ min: range.base, max: range.base + (1n << BigInt(32 - range.prefix)) - 1n })
+        .map((address) => cidrOf(4, address, prefix)),
+      subnetLen: fc.integer({ min: prefix + 2, max: Math.min(30, prefix + 16) }),
+    }),
+  );
 
 const routeTableId = fc.stringMatching(/^rtb-([0-9a-f]{8}|[0-9a-f]{17})$/);
 
@@ -178,8 +187,8 @@ describe('parseNetworkConfig: defaults, as flannel (pkg/subnet/config.go)', () =
     );
     expect(config.subnetMin).toEqual(cidr('10.244.1.0/24'));
     expect(config.subnetMax).toEqual(cidr('10.244.255.0/24'));
-    expect(parseNetworkConfig(minimal('0.0.0.0/8', { SubnetMin: '0.0.0.0' })).subnetMin).toEqual(
-      cidr('0.0.1.0/24'),
+    expect(parseNetworkConfig(minimal('10.0.0.0/8', { SubnetMin: '0.0.0.0' })).subnetMin).toEqual(
+      cidr('10.0.1.0/24'),
     );
   });
 });
@@ -206,8 +215,8 @@ describe('parseNetworkConfig: Network', () => {
     expectRefused(minimal('0.0.0.0/0'), 'Network', '0.0.0.0/0');
   });
 
-  it('accepts any other large network, down to a /1', () => {
-    expect(parseNetworkConfig(minimal('128.0.0.0/1')).subnetMax).toEqual(cidr('255.255.255.0/24'));
+  it('accepts the largest private network, 10.0.0.0/8, in /24s', () => {
+    expect(parseNetworkConfig(minimal('10.0.0.0/8')).subnetMax).toEqual(cidr('10.255.255.0/24'));
   });
 
   it('refuses host bits in Network and suggests the network meant', () => {
@@ -720,5 +729,39 @@ describe('leasable subnets', () => {
         },
       ),
     );
+  });
+});
+
+describe('refuses networks vpc-lease must not route (issue: config validation)', () => {
+  const json = (network: string, extra: Record<string, unknown> = {}) => ({
+    Network: network,
+    ...extra,
+    Backend: { Type: 'aws-vpc' },
+  });
+
+  it.each([
+    ['public address space', '52.94.0.0/16'],
+    ['link-local (the instance metadata service lives there)', '169.254.0.0/16'],
+    ['half of the internet', '128.0.0.0/1'],
+    ['a range straddling 10/8', '8.0.0.0/6'],
+    ['just outside 172.16/12', '172.32.0.0/16'],
+  ])('%s (%s) is refused as not private', (_name, network) => {
+    expect(() => parseNetworkConfig(json(network, { SubnetLen: 24 }))).toThrow(/not private address space/);
+  });
+
+  it.each([['10.244.0.0/16'], ['172.16.0.0/12'], ['192.168.0.0/16'], ['100.64.0.0/10']])(
+    'accepts %s',
+    (network) => {
+      expect(formatCidr(parseNetworkConfig(json(network)).network)).toBe(network);
+    },
+  );
+
+  it('refuses more than 65,536 leasable subnets, and takes exactly 65,536', () => {
+    expect(() => parseNetworkConfig(json('10.0.0.0/8', { SubnetLen: 26 }))).toThrow(/at most 65536/);
+    // /8 into /24s: 65,536 subnets, of which SubnetMin (the second) to SubnetMax (the last) are leasable
+    expect(leasableCount(parseNetworkConfig(json('10.0.0.0/8', { SubnetLen: 24 })))).toBe(65_535);
+    expect(
+      leasableCount(parseNetworkConfig(json('10.0.0.0/8', { SubnetLen: 24, SubnetMin: '10.0.0.0' }))),
+    ).toBe(65_536);
   });
 });

@@ -104,16 +104,16 @@ describe('planRoutes', () => {
     ]);
   });
 
-  it('replaces a route to a live lease subnet that points to a gateway: the grant owns that destination', () => {
-    const stale: RouteEntry = {
+  it('never replaces a gateway route, even to a leased subnet (invariant 4): the lease stays pending there', () => {
+    const gateway: RouteEntry = {
       destination: '10.244.7.0/24',
       otherTarget: 'pcx-0123456789abcdef0',
       state: 'active',
       origin: 'CreateRoute',
     };
-    expect(summary(plan([table('rtb-a', [stale])], [lease(7)]).changes)).toEqual([
-      'replace rtb-a 10.244.7.0/24',
-    ]);
+    const tables = [table('rtb-a', [gateway])];
+    expect(plan(tables, [lease(7)]).changes).toEqual([]);
+    expect(leaseRouteStates(lease(7), tables)).toEqual([{ routeTableId: 'rtb-a', state: 'pending' }]);
   });
 
   it('replaces a blackhole route to a live lease subnet instead of deleting it', () => {
@@ -134,14 +134,20 @@ describe('planRoutes', () => {
     ]);
   });
 
-  it('deletes an ENI route inside Network with no lease, even when its prefix is not SubnetLen', () => {
+  it('never deletes an ENI route of another prefix length: the hand-made 10.244.0.0/16 and a /25 are foreign', () => {
     const tables = [
       table('rtb-a', [eniRoute('10.244.9.0/25', eniId(9)), eniRoute('10.244.0.0/16', eniId(8))]),
     ];
-    expect(summary(plan(tables, []).changes)).toEqual([
-      'delete rtb-a 10.244.0.0/16',
-      'delete rtb-a 10.244.9.0/25',
-    ]);
+    expect(plan(tables, []).changes).toEqual([]);
+  });
+
+  it('never deletes an ENI route outside SubnetMin..SubnetMax (10.244.0.0/24 is not leasable by default)', () => {
+    expect(plan([table('rtb-a', [eniRoute('10.244.0.0/24', eniId(9))])], []).changes).toEqual([]);
+  });
+
+  it('deletes an ENI route of lease shape that no lease holds: what a crash or a TTL-deleted lease leaves', () => {
+    const tables = [table('rtb-a', [eniRoute('10.244.200.0/24', eniId(9))])];
+    expect(summary(plan(tables, []).changes)).toEqual(['delete rtb-a 10.244.200.0/24']);
   });
 
   it('never touches a route outside Network, whatever its target or state', () => {
@@ -363,6 +369,12 @@ const worldArbitrary = fc
     return { leases: leaseList, tables: routeTables, dead };
   });
 
+/** DESIGN.md invariant 4, spelt out for this config: 10.244.N.0/24 with N >= 1, to an ENI/instance or gone. */
+const ownedShape = (r: RouteEntry): boolean => {
+  const match = /^10\.244\.(\d{1,3})\.0\/24$/.exec(r.destination);
+  return match !== null && Number(match[1]) >= 1 && (r.state === 'blackhole' || r.otherTarget === undefined);
+};
+
 const network = parseCidr('10.244.0.0/16');
 const inside = (destination: string) => {
   try {
@@ -398,17 +410,15 @@ describe('planRoutes, for any tables and leases', () => {
         );
         for (const [i, t] of after.entries()) {
           const before = tables[i]!;
-          // foreign routes untouched, in content
-          const foreignBefore = before.routes.filter((r) => !inside(r.destination));
-          expect(t.routes.filter((r) => !inside(r.destination))).toEqual(foreignBefore);
-          // gateway routes inside Network that no live lease claims: untouched
-          const healthySubnets = new Set(healthy.map((l) => formatCidr(l.subnet)));
-          const notOurs = (r: RouteEntry) =>
-            inside(r.destination) && r.otherTarget !== undefined && !healthySubnets.has(r.destination);
-          expect(t.routes.filter(notOurs)).toEqual(before.routes.filter(notOurs));
-          // every healthy lease: exactly one route. A working route to its holder (its ENI, or its
-          // instance) stays as it was; anything else becomes the lease's own route to its ENI.
-          for (const l of healthy) {
+          // foreign routes (invariant 4) untouched, in content: whatever is not exactly a leasable
+          // /24 (SubnetMin 10.244.1.0 up) to an ENI/instance or a blackhole
+          expect(t.routes.filter((r) => !ownedShape(r))).toEqual(before.routes.filter((r) => !ownedShape(r)));
+          // a healthy lease whose destination a foreign route holds gets no route in that table
+          const held = new Set(before.routes.filter((r) => !ownedShape(r)).map((r) => r.destination));
+          const routed = healthy.filter((l) => !held.has(formatCidr(l.subnet)));
+          // every other healthy lease: exactly one route. A working route to its holder (its ENI, or
+          // its instance) stays as it was; anything else becomes the lease's own route to its ENI.
+          for (const l of routed) {
             const destination = formatCidr(l.subnet);
             const was = before.routes.find((r) => r.destination === destination);
             const working =
@@ -426,9 +436,8 @@ describe('planRoutes, for any tables and leases', () => {
                   },
             ]);
           }
-          // no other ENI/instance route inside Network
-          const ours = t.routes.filter((r) => inside(r.destination) && r.otherTarget === undefined);
-          expect(ours).toHaveLength(healthy.length);
+          // no other owned route
+          expect(t.routes.filter(ownedShape)).toHaveLength(routed.length);
         }
       }),
     );
