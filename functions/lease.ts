@@ -50,7 +50,6 @@ export function buildLeaseHandler(deps: LeaseHandlerDependencies) {
         return json(200, toFlannelJson(config));
       }
       case `PUT ${HOST_PATHS.lease}`: {
-
         try {
           const instanceId = callerInstanceId(event, deps.hosts);
           deps.logger.appendKeys({ instanceId });

@@ -11,16 +11,7 @@
  * 4-5 on `routeStanding`, the one place this service decides whether a route is owned.
  */
 import { chooseSlot, type Random } from './allocator.js';
-import {
-  type Cidr,
-  CidrError,
-  contains,
-  equals,
-  formatCidr,
-  isIp,
-  overlaps,
-  parseSubnetKey,
-} from './cidr.js';
+import { type Cidr, CidrError, equals, formatCidr, isIp, overlaps, parseSubnetKey } from './cidr.js';
 import { ConflictError, RouteLimitExceededError, ValidationError } from './errors.js';
 import { isLive, type Lease, type LeaseRoute } from './lease.js';
 import {
@@ -42,7 +33,8 @@ import type {
   RouteTable,
   StoredConfig,
 } from './ports.js';
-import { capacity, parseDestination, pointsTo, routeTableSnapshot } from './route-planner.js';
+import { foreignClaim, isOwnedRoute, parseDestination, pointsTo } from './route-ownership.js';
+import { capacity, routeTableSnapshot } from './route-planner.js';
 
 // ---------------------------------------------------------------- the domain of an import
 
@@ -333,16 +325,13 @@ export function routeStanding(
   host: { readonly instanceId: string; readonly networkInterfaceId: string },
 ): 'unrelated' | 'reaches-host' | 'owned' | 'foreign' {
   const destination = parseDestination(route.destination);
+  if (!destination || !overlaps(destination, subnet)) return 'unrelated';
+  // An owned route to a leasable subnet that overlaps this one is this subnet's own route.
+  if (isOwnedRoute(config, route) && equals(destination, subnet))
+    return route.state === 'active' && pointsTo(route, host) ? 'reaches-host' : 'owned';
   // Routes around the whole Network (0.0.0.0/0, the VPC's, 10.0.0.0/8 to a transit gateway)
   // are less specific than any lease's route, which wins by longest prefix: they do not block.
-  if (!destination || !overlaps(destination, subnet) || !contains(config.network, destination))
-    return 'unrelated';
-  if (!equals(destination, subnet) || !isLeasable(config, destination)) return 'foreign';
-  const ownedShape =
-    !route.otherTarget &&
-    (route.networkInterfaceId !== undefined || route.instanceId !== undefined || route.state === 'blackhole');
-  if (!ownedShape) return 'foreign';
-  return route.state === 'active' && pointsTo(route, host) ? 'reaches-host' : 'owned';
+  return foreignClaim(config, route) ? 'foreign' : 'unrelated';
 }
 
 // ---------------------------------------------------------------- capacity: the one check

@@ -360,7 +360,12 @@ describe('POST /v1/admin/import through the admin function', () => {
       routes: plane.routes,
       clock: plane.clock,
     });
-    const handler = buildAdminHandler({ admin, imports: plane.imports, logger: quietLogger });
+    const handler = buildAdminHandler({
+      admin,
+      imports: plane.imports,
+      hosts: TEST_HOSTS,
+      logger: quietLogger,
+    });
     invoke = async (body, method = 'POST') => {
       const result = await handler(
         httpEvent({

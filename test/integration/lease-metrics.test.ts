@@ -29,7 +29,12 @@ describe('lease function metrics (moto)', () => {
       },
     });
     hosts = await plane.launch(2);
-    const handler = buildLeaseHandler({ leases: plane.leases, logger: quietLogger, metrics });
+    const handler = buildLeaseHandler({
+      leases: plane.leases,
+      hosts: TEST_HOSTS,
+      logger: quietLogger,
+      metrics,
+    });
     put = async (host, body) => {
       const event = httpEvent({ method: 'PUT', path: '/v1/lease', body, userArn: hostArn(host.instanceId) });
       return (await handler(event, lambdaContext())).statusCode ?? 200;
