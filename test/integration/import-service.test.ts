@@ -20,7 +20,7 @@ import { toFlannelJson } from '../../shared/network-config.js';
 import { createControlPlane, quietLogger, silentCoreLogger } from '../support/control-plane.js';
 import { createRouteByHand, routesOf, useMotoEc2 } from '../support/ec2-fixtures.js';
 import { type EtcdServer, FLANNEL_PREFIX, startEtcd } from '../support/etcd.js';
-import { httpEvent, lambdaContext, OPERATOR_ARN } from '../support/events.js';
+import { httpEvent, lambdaContext, OPERATOR_ARN, TEST_HOSTS } from '../support/events.js';
 
 const aws = useMotoEc2();
 let etcd: EtcdServer;

@@ -8,7 +8,7 @@ import type { LaunchedInstance } from '../../scripts/lib/seed.js';
 import { METRIC_DIMENSIONS, METRIC_NAMES } from '../../shared/adapters/observability.js';
 import { useMoto } from '../support/aws.js';
 import { type ControlPlane, createControlPlane, quietLogger } from '../support/control-plane.js';
-import { hostArn, httpEvent, lambdaContext } from '../support/events.js';
+import { hostArn, httpEvent, lambdaContext, TEST_HOSTS } from '../support/events.js';
 import { CapturingMetrics } from '../support/metrics-capture.js';
 
 describe('lease function metrics (moto)', () => {
