@@ -16,6 +16,8 @@ from werkzeug.serving import run_simple
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+import moto_dynamodb_fast_tx
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -26,6 +28,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
+    # TransactWriteItems' rollback in proportion to the items written, not the whole table.
+    moto_dynamodb_fast_tx.install()
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
 
