@@ -10,13 +10,8 @@ import type { ReconcileReportJson } from './http/contract.js';
 import { isLive, type Lease } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import type { Clock, InstancePort, LeaseStore, RouteEntry, RouteTable, StoredConfig } from './ports.js';
-import {
-  type DeadHolders,
-  findDeadHolders,
-  isOwnedRoute,
-  type RouteUsage,
-  routeUsage,
-} from './route-planner.js';
+import { type RouteUsage, routeUsage } from './route-capacity.js';
+import { type DeadHolders, findDeadHolders, isOwnedRoute } from './route-planner.js';
 
 export interface AdminServiceDeps {
   store: Pick<LeaseStore, 'list' | 'getBySubnet'>;

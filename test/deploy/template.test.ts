@@ -115,7 +115,7 @@ function expectedStatements(
     Action: itemWrites,
     Resource: tableArn,
     Condition: {
-      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'SLOT#*', 'TABLES'] },
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'CAPACITY', 'TABLES'] },
     },
   };
   const leaseItemsWrite = {
@@ -124,7 +124,7 @@ function expectedStatements(
     Action: itemWrites,
     Resource: tableArn,
     Condition: {
-      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'SLOT#*'] },
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'CAPACITY'] },
     },
   };
   const configNeverWritten = {

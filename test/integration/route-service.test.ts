@@ -73,7 +73,6 @@ async function scene(
     clock: { now: () => T0 },
     vpcId: fixture.vpcId,
   });
-  let slot = 0;
   const tableIds = fixture.routeTableIds;
   return {
     fixture,
@@ -91,7 +90,6 @@ async function scene(
           networkInterfaceId: host.networkInterfaceId,
           expiresAt,
           routes: tableIds.map((routeTableId) => ({ routeTableId, state: 'pending' as const })),
-          slot: slot++,
         },
         at,
       );

@@ -1,8 +1,8 @@
 /**
  * LeaseStore in memory, for unit tests of the services (as flannel tests its allocator
  * on an in-memory registry). It mirrors DynamoDbLeaseStore item by item: a SUBNET item
- * (the lease), an INSTANCE item and a SLOT item, with the same conditions on each write,
- * so a service behaves the same on both. `expiresAt < now` frees an item; `isLive` is
+ * (the lease) and an INSTANCE item, with the same conditions on each write, and the
+ * capacity counter (a place per lease item), so a service behaves the same on both. `expiresAt < now` frees an item; `isLive` is
  * `expiresAt > now`, exactly as in the DynamoDB conditions.
  */
 import { type Cidr, formatCidr } from '../../shared/cidr.js';
@@ -23,19 +23,14 @@ interface ClaimItem {
   readonly subnet: string;
   readonly instanceId: string;
   readonly expiresAt: number;
-  readonly slot?: number;
-  /** a tombstone: never free (expiresAt is +Infinity), as the DynamoDB item without expiresAt */
-  readonly blocked?: true;
 }
-
-const BLOCKED: ClaimItem = { subnet: '', instanceId: '', expiresAt: Number.POSITIVE_INFINITY, blocked: true };
 
 export class MemoryLeaseStore implements LeaseStore {
   private config: StoredConfig | undefined;
   private snapshot: RouteTableSnapshot | undefined;
   private readonly subnets = new Map<string, Lease>();
   private readonly instances = new Map<string, ClaimItem>();
-  private readonly slots = new Map<number, ClaimItem>();
+  private capacity: number | undefined;
   /** every call, by method name: tests assert what a service read and wrote */
   readonly calls = new Map<string, number>();
 
@@ -48,6 +43,7 @@ export class MemoryLeaseStore implements LeaseStore {
     config: NetworkConfig,
     expectedVersion: number | undefined,
     now: Date,
+    capacity: number,
   ): Promise<StoredConfig> {
     this.count('putConfig');
     if (this.config?.version !== expectedVersion) {
@@ -55,6 +51,8 @@ export class MemoryLeaseStore implements LeaseStore {
         'The network config was changed by someone else meanwhile; read it again and retry.',
       );
     }
+    if (this.subnets.size > capacity) throw new ConflictError(`${this.subnets.size} places held`);
+    this.capacity = capacity;
     this.config = { config, version: (expectedVersion ?? 0) + 1, updatedAt: now };
     return this.config;
   }
@@ -74,6 +72,7 @@ export class MemoryLeaseStore implements LeaseStore {
     return {
       config: this.config,
       snapshot: this.snapshot,
+      capacity: this.usage(),
       instanceSubnet: this.instances.get(instanceId)?.subnet,
     };
   }
@@ -107,19 +106,16 @@ export class MemoryLeaseStore implements LeaseStore {
     const expired = (at: number) => at <= now.getTime();
     const expiredSubnets = new Set<string>();
     for (const [key, lease] of this.subnets) if (expired(lease.expiresAt.getTime())) expiredSubnets.add(key);
-    const expiredSlots = new Map<number, { subnet: string; instanceId: string }>();
-    const blockedSlots = new Set<number>();
-    for (const [slot, item] of this.slots) {
-      if (item.blocked) blockedSlots.add(slot);
-      else if (expired(item.expiresAt))
-        expiredSlots.set(slot, { subnet: item.subnet, instanceId: item.instanceId });
-    }
+    return { subnets: new Set(this.subnets.keys()), expiredSubnets };
+  }
+
+  async occupancyOf(subnets: readonly Cidr[], now: Date): Promise<Occupancy> {
+    this.count('occupancyOf');
+    const keys = new Set(subnets.map(formatCidr));
+    const all = await this.occupancy(now);
     return {
-      subnets: new Set(this.subnets.keys()),
-      slots: new Set(this.slots.keys()),
-      expiredSubnets,
-      expiredSlots,
-      blockedSlots,
+      subnets: new Set([...all.subnets].filter((s) => keys.has(s))),
+      expiredSubnets: new Set([...all.expiredSubnets].filter((s) => keys.has(s))),
     };
   }
 
@@ -132,9 +128,12 @@ export class MemoryLeaseStore implements LeaseStore {
     const conflicts: GrantConflict[] = [];
     if (!free(current && { expiresAt: current.expiresAt.getTime() })) conflicts.push('subnet-taken');
     if (!free(this.instances.get(lease.instanceId))) conflicts.push('instance-has-lease');
-    const slot = this.slots.get(lease.slot);
-    if (slot && !(slot.expiresAt < at && slot.subnet === key)) conflicts.push('slot-taken');
-    if (conflicts.length > 0) return { granted: false, conflicts };
+    const full = current === undefined && this.capacity !== undefined && this.subnets.size >= this.capacity;
+    if (full) conflicts.push('no-capacity');
+    if (conflicts.length > 0) {
+      const usage = this.usage();
+      return { granted: false, conflicts, ...(full && usage ? { capacity: usage } : {}) };
+    }
 
     const granted: Lease = { ...lease, routes: [...lease.routes] };
     this.write(granted);
@@ -171,47 +170,6 @@ export class MemoryLeaseStore implements LeaseStore {
     const mine = (item: ClaimItem | undefined) =>
       item?.instanceId === lease.instanceId && item.subnet === key;
     if (mine(this.instances.get(lease.instanceId))) this.instances.delete(lease.instanceId);
-    if (mine(this.slots.get(lease.slot))) this.slots.delete(lease.slot);
-    return true;
-  }
-
-  async moveSlot(lease: Lease, slot: number, now: Date): Promise<Lease | undefined> {
-    this.count('moveSlot');
-    const key = formatCidr(lease.subnet);
-    const target = this.slots.get(slot);
-    if (target && !(target.expiresAt < now.getTime() && target.subnet === key)) return undefined;
-    const stored = this.subnets.get(key);
-    if (!stored || stored.instanceId !== lease.instanceId || stored.slot !== lease.slot) return undefined;
-    const moved = { ...stored, slot };
-    this.write(moved);
-    this.slots.set(lease.slot, BLOCKED);
-    return moved;
-  }
-
-  async blockSlot(slot: number): Promise<boolean> {
-    this.count('blockSlot');
-    if (this.slots.has(slot)) return false;
-    this.slots.set(slot, BLOCKED);
-    return true;
-  }
-
-  async unblockSlot(slot: number): Promise<boolean> {
-    this.count('unblockSlot');
-    if (!this.slots.get(slot)?.blocked) return false;
-    this.slots.delete(slot);
-    return true;
-  }
-
-  async deleteStaleSlot(
-    slot: number,
-    holder: { subnet: string; instanceId: string },
-    now: Date,
-  ): Promise<boolean> {
-    this.count('deleteStaleSlot');
-    const item = this.slots.get(slot);
-    if (!item || !(item.expiresAt < now.getTime())) return false;
-    if (item.instanceId !== holder.instanceId || item.subnet !== holder.subnet) return false;
-    this.slots.delete(slot);
     return true;
   }
 
@@ -227,8 +185,7 @@ export class MemoryLeaseStore implements LeaseStore {
     const key = formatCidr(lease.subnet);
     const claim = { subnet: key, instanceId: lease.instanceId, expiresAt: lease.expiresAt.getTime() };
     this.subnets.set(key, lease);
-    this.instances.set(lease.instanceId, { ...claim, slot: lease.slot });
-    this.slots.set(lease.slot, claim);
+    this.instances.set(lease.instanceId, claim);
   }
 
   private isHolder(lease: Lease): boolean {
@@ -236,11 +193,11 @@ export class MemoryLeaseStore implements LeaseStore {
     const same = (item: { instanceId: string; subnet: string } | undefined) =>
       item?.instanceId === lease.instanceId && item.subnet === key;
     const current = this.subnets.get(key);
-    return (
-      current?.instanceId === lease.instanceId &&
-      same(this.instances.get(lease.instanceId)) &&
-      same(this.slots.get(lease.slot))
-    );
+    return current?.instanceId === lease.instanceId && same(this.instances.get(lease.instanceId));
+  }
+
+  private usage() {
+    return this.capacity === undefined ? undefined : { used: this.subnets.size, capacity: this.capacity };
   }
 
   private count(method: string): void {
