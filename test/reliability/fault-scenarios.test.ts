@@ -224,7 +224,7 @@ describe('DynamoDB transactions cancelled for conflicts beyond the store’s ret
       expect(left, 'items of a lease reported released').toEqual([]);
     } else {
       expect((outcome.error as { status?: number }).status).toBe(503);
-      expect(left).toHaveLength(3);
+      expect(left).toHaveLength(2);
     }
     await plane.check();
     plane.dispose();
@@ -305,7 +305,7 @@ describe('a removal that took the routes but could not delete the lease', () => 
     const released = await plane.deleteLease(host);
     expect(released.statusCode).toBe(503);
     expect(await routesTo(plane, lease.subnet)).toEqual([undefined, undefined]);
-    expect(await itemsOf(plane, host.instanceId)).toHaveLength(3);
+    expect(await itemsOf(plane, host.instanceId)).toHaveLength(2);
 
     // ...and the agent starts again: its renewal must not say "active" for routes that are gone.
     plane.faults.policy = undefined;
