@@ -37,7 +37,7 @@ function planFromEnvironment(env: NodeJS.ProcessEnv): BenchPlan {
   const quick = env.BENCH_QUICK === '1';
   const plan: BenchPlan = {
     quick,
-    stormNs: numbers(env.BENCH_STORM_N, quick ? [20] : [50, 200, 400]),
+    stormNs: numbers(env.BENCH_STORM_N, quick ? [20] : [50, 200, 990]),
     strategies: ['random', 'lowest', 'flannel'],
     concurrency: number(env.BENCH_CONCURRENCY, 50),
     timeBoxSeconds: number(env.BENCH_TIME_BOX, quick ? 15 : 25),

@@ -10,8 +10,9 @@ import type { ReconcileReportJson } from './http/contract.js';
 import { isLive, type Lease } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import type { Clock, InstancePort, LeaseStore, RouteEntry, RouteTable, StoredConfig } from './ports.js';
+import { type RouteUsage, routeUsage } from './route-capacity.js';
 import { foreignClaims, isOwnedRoute } from './route-ownership.js';
-import { type DeadHolders, findDeadHolders, type RouteUsage, routeUsage } from './route-planner.js';
+import { type DeadHolders, findDeadHolders } from './route-planner.js';
 
 export interface AdminServiceDeps {
   store: Pick<LeaseStore, 'list' | 'getBySubnet'>;

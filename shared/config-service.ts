@@ -15,7 +15,7 @@ import type {
   RouteTableSnapshot,
   StoredConfig,
 } from './ports.js';
-import { foreignRouteCount, routeTableSnapshot } from './route-planner.js';
+import { foreignRouteCount, capacity as leaseCapacity, routeTableSnapshot } from './route-capacity.js';
 
 export interface ConfigServiceDeps {
   store: LeaseStore;
@@ -27,8 +27,6 @@ export interface ConfigServiceDeps {
       tables?: readonly RouteTable[],
     ): Promise<{ snapshot: RouteTableSnapshot }>;
   };
-  /** keeps capacity slots in line with the capacity */
-  slots: { alignSlots(config: NetworkConfig, snapshot: RouteTableSnapshot, upTo?: number): Promise<number> };
   clock: Clock;
   vpcId: string;
 }
@@ -64,24 +62,11 @@ export class ConfigService {
         `The network config is at version ${current?.version ?? 'none'}, not ${options.expectedVersion}; read it again and retry.`,
       );
     }
-    // Before the new config is visible, no slot at or above its capacity may be taken any more,
-    // also by a grant that read the old config: then the live leases cannot outgrow it.
+    // The config and the capacity it gives are published in one atomic write, refused when
+    // more leases hold a place than it admits: hosts that join during this publish either
+    // took their place before it (then it is refused) or find the new capacity.
     const snapshot = routeTableSnapshot(config, tables, now);
-    const previous = current && (await store.getRouteTableSnapshot());
-    // No grant can have chosen a slot at or above the RouteLimit it read.
-    const stranded = await this.deps.slots.alignSlots(
-      config,
-      snapshot,
-      current?.config.backend.routeLimit ?? 0,
-    );
-    if (stranded > 0) {
-      if (current && previous) await this.deps.slots.alignSlots(current.config, previous);
-      throw new ConflictError(
-        `Hosts joined while this config was being published, and ${stranded} lease(s) no longer fit under ` +
-          `Backend.RouteLimit ${config.backend.routeLimit}; the config was not changed. Retry, or revoke leases first.`,
-      );
-    }
-    const stored = await store.putConfig(config, expected, now);
+    const stored = await store.putConfig(config, expected, now, leaseCapacity(config, snapshot));
     await routes.refreshSnapshot(config, tables);
     return stored;
   }

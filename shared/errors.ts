@@ -199,3 +199,21 @@ export class ConfigMissingError extends VpcLeaseError {
 }
 
 export const isVpcLeaseError = (error: unknown): error is VpcLeaseError => error instanceof VpcLeaseError;
+
+/** A config publish whose capacity is below the places held now (hosts joined while it was checked). */
+export class CapacityBelowUseError extends ConflictError {
+  readonly used: number;
+  readonly capacity: number;
+
+  constructor(args: { used: number; capacity: number; routeLimit: number }, options?: VpcLeaseErrorOptions) {
+    super(
+      `Hosts joined while this config was being published: ${args.used} leases hold a route ` +
+        `(expired ones included until their routes are removed), more than the ${args.capacity} that ` +
+        `Backend.RouteLimit ${args.routeLimit} leaves; the config was not changed. Retry, or revoke leases first.`,
+      { ...options, details: { used: args.used, capacity: args.capacity, routeLimit: args.routeLimit } },
+    );
+    this.name = 'CapacityBelowUseError';
+    this.used = args.used;
+    this.capacity = args.capacity;
+  }
+}

@@ -10,31 +10,22 @@
  * Invariants 1-3 rest on the lease store's atomic grant, as for PUT /v1/lease; invariants
  * 4-5 on `routeStanding`, the one place this service decides whether a route is owned.
  */
-import { chooseSlot, type Random } from './allocator.js';
 import { type Cidr, CidrError, equals, formatCidr, isIp, overlaps, parseSubnetKey } from './cidr.js';
 import { ConflictError, RouteLimitExceededError, ValidationError } from './errors.js';
 import { isLive, type Lease, type LeaseRoute } from './lease.js';
-import {
-  isLeasable,
-  leasableCount,
-  leasableIndex,
-  type NetworkConfig,
-  parseNetworkConfig,
-  toFlannelJson,
-} from './network-config.js';
+import { isLeasable, type NetworkConfig, parseNetworkConfig, toFlannelJson } from './network-config.js';
 import type {
   Clock,
   InstanceInfo,
   InstancePort,
   LeaseStore,
   NetworkInterface,
-  Occupancy,
   RouteEntry,
   RouteTable,
   StoredConfig,
 } from './ports.js';
+import { capacity, routeTableSnapshot } from './route-capacity.js';
 import { foreignClaim, isOwnedRoute, parseDestination, pointsTo } from './route-ownership.js';
-import { capacity, routeTableSnapshot } from './route-planner.js';
 
 // ---------------------------------------------------------------- the domain of an import
 
@@ -126,35 +117,26 @@ export interface ImportServiceDeps {
   /** the VPC this control plane manages: only its instances can adopt a lease */
   vpcId: string;
   leaseTtlSeconds: number;
-  random?: Random;
   logger?: { info(message: string, extra?: object): void; warn(message: string, extra?: object): void };
 }
 
 /** Adoptions run side by side, a few at a time: one grant and at most #tables EC2 calls each. */
 const PARALLEL_ADOPTIONS = 4;
-/** Grant attempts per adoption; only a lost capacity slot is retried. */
+/** Grant attempts per adoption; only a place lost to a concurrent write is retried. */
 const MAX_GRANT_ATTEMPTS = 4;
 
 export class ImportService {
-  private readonly random: Random;
-
-  constructor(private readonly deps: ImportServiceDeps) {
-    this.random = deps.random ?? Math.random;
-  }
+  constructor(private readonly deps: ImportServiceDeps) {}
 
   async import(request: ImportRequest): Promise<ImportResult> {
     const { config, configAction } = await this.settleConfig(request.config, request.apply);
     const { store, routes, instances, clock, vpcId } = this.deps;
     const now = clock.now();
-    const [tables, leases, occupancy] = await Promise.all([
-      routes.tablesInScope(config),
-      store.list(),
-      store.occupancy(now),
-    ]);
+    const [tables, leases] = await Promise.all([routes.tablesInScope(config), store.list()]);
     const records = request.leases.map((record) => readRecord(record, config));
     const addresses = [...new Set(records.flatMap((r) => (r.skip ? [] : [r.publicIp])))];
     const hosts = addresses.length > 0 ? await instances.findByPrivateIps(vpcId, addresses) : [];
-    const room = new ImportCapacity(config, tables, occupancy, now, this.random);
+    const room = new ImportCapacity(config, tables, leases, now);
     const plan = planImport({ config, tables, leases, hosts, records, now, room });
     if (!request.apply) return { applied: false, config, configAction, entries: plan.map((p) => p.entry) };
 
@@ -225,15 +207,11 @@ export class ImportService {
   ): Promise<ImportEntry> {
     const { store } = this.deps;
     const subnet = entry.subnet!;
-    const lost = new Set<number>();
     let lease: Lease | undefined;
     for (let attempt = 0; attempt < MAX_GRANT_ATTEMPTS && !lease; attempt++) {
-      const slot = room.chooseSlot(subnet, lost);
-      if (slot === undefined) return skipped(entry, 'route-capacity', room.fullMessage());
       const result = await store.grant(
         {
           subnet,
-          slot,
           instanceId: host.instanceId,
           privateIp: entry.publicIp!,
           networkInterfaceId: host.nic.networkInterfaceId,
@@ -247,7 +225,6 @@ export class ImportService {
       );
       if (result.granted) {
         lease = result.lease;
-        room.taken(slot);
         break;
       }
       // Someone else got there between the plan and the grant (a host's agent, another import).
@@ -267,8 +244,14 @@ export class ImportService {
           `${host.instanceId} was given another lease meanwhile${mine ? ` (${formatCidr(mine.subnet)})` : ''}.`,
         );
       }
-      lost.add(slot);
-      room.taken(slot);
+      // Every place of the capacity ledger is held (hosts joined since the plan was made).
+      if (
+        result.conflicts.includes('no-capacity') &&
+        result.capacity &&
+        result.capacity.used >= result.capacity.capacity
+      )
+        return skipped(entry, 'route-capacity', room.fullMessage());
+      // A place lost to a concurrent write (not a full ledger): try again as it is.
     }
     if (!lease) return skipped(entry, 'route-capacity', room.fullMessage());
 
@@ -337,55 +320,35 @@ export function routeStanding(
 // ---------------------------------------------------------------- capacity: the one check
 
 /**
- * Invariant 3 for the import: a new lease needs a free capacity slot below the capacity the
- * route tables give (RouteLimit minus their foreign routes), exactly as a grant of PUT
- * /v1/lease does. `reserve` counts for the plan; `chooseSlot` picks one for the store's grant,
- * whose condition on the slot item is what actually enforces the limit.
+ * Invariant 3 for the import: a new lease needs a free place of the capacity the route tables
+ * give (RouteLimit minus their foreign routes), exactly as a grant of PUT /v1/lease does.
+ * `reserve` counts for the plan; the store's grant, which takes a place of the capacity ledger
+ * in the same atomic write, is what actually enforces the limit.
  */
 class ImportCapacity {
   private readonly room: number;
-  private readonly occupied: Set<number>;
-  /** expired slots and the subnet they were taken for: reusable for that subnet only */
-  private readonly expired: ReadonlyMap<number, { readonly subnet: string }>;
+  /** subnets of expired lease items: taking one over keeps the place that lease holds */
+  private readonly expired: ReadonlySet<string>;
   private free: number;
 
   constructor(
     private readonly config: NetworkConfig,
     tables: readonly RouteTable[],
-    occupancy: Occupancy,
+    leases: readonly Lease[],
     now: Date,
-    private readonly random: Random,
   ) {
     this.room = capacity(config, routeTableSnapshot(config, tables, now));
-    this.occupied = new Set(occupancy.slots);
-    this.expired = occupancy.expiredSlots;
-    this.free = 0;
-    for (let slot = 0; slot < this.room; slot++) if (!this.occupied.has(slot)) this.free++;
+    this.expired = new Set(leases.filter((l) => !isLive(l, now)).map((l) => formatCidr(l.subnet)));
+    // every lease item, live or expired, holds a place until it is reclaimed
+    this.free = Math.max(0, this.room - leases.length);
   }
 
   /** Whether one more lease on `subnet` fits; counts it when it does. */
   reserve(subnet: Cidr): boolean {
-    if (this.reusable(subnet).length > 0) return true;
+    if (this.expired.has(formatCidr(subnet))) return true;
     if (this.free <= 0) return false;
     this.free--;
     return true;
-  }
-
-  chooseSlot(subnet: Cidr, exclude: ReadonlySet<number>): number | undefined {
-    const reusable = this.reusable(subnet).filter((slot) => !exclude.has(slot));
-    if (reusable[0] !== undefined) return reusable[0];
-    const fits = this.room >= leasableCount(this.config);
-    return chooseSlot({
-      capacity: this.room,
-      occupied: this.occupied,
-      exclude,
-      preferred: fits ? leasableIndex(this.config, subnet) : undefined,
-      random: this.random,
-    });
-  }
-
-  taken(slot: number): void {
-    this.occupied.add(slot);
   }
 
   fullMessage(): string {
@@ -393,13 +356,6 @@ class ImportCapacity {
       `The route tables admit ${this.room} leases (Backend.RouteLimit ${this.config.backend.routeLimit} minus the other routes ` +
       'of the fullest table) and no place is left. Raise the "Routes per route table" quota and Backend.RouteLimit, then import again.'
     );
-  }
-
-  private reusable(subnet: Cidr): number[] {
-    const key = formatCidr(subnet);
-    return [...this.expired]
-      .filter(([slot, holder]) => holder.subnet === key && slot < this.room)
-      .map(([slot]) => slot);
   }
 }
 

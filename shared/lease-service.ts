@@ -2,7 +2,7 @@
  * The lease use-cases: acquire (idempotent, renewing), release, revoke, reclaim.
  * All logic lives here; the Lambda handlers only translate HTTP to these calls.
  */
-import { type AllocationStrategy, chooseSlot, type Random, STRATEGIES } from './allocator.js';
+import { type AllocationStrategy, type Random, STRATEGIES } from './allocator.js';
 import { type Cidr, type CidrError, formatCidr, isIp, parseCidr } from './cidr.js';
 import {
   ConfigMissingError,
@@ -16,8 +16,9 @@ import {
   VpcLeaseError,
 } from './errors.js';
 import { allRoutesActive, isLive, type Lease, type LeaseRoute } from './lease.js';
-import { isLeasable, leasableCount, leasableIndex, type NetworkConfig } from './network-config.js';
+import { isLeasable, leasableCount, type NetworkConfig } from './network-config.js';
 import type {
+  CapacityUsage,
   Clock,
   InstanceInfo,
   InstancePort,
@@ -27,8 +28,8 @@ import type {
   RouteTableSnapshot,
   StoredConfig,
 } from './ports.js';
+import { fullestTable } from './route-capacity.js';
 import { isClaimedByForeign } from './route-ownership.js';
-import { capacity, fullestTable } from './route-planner.js';
 
 /** What the lease service needs from the route side (implemented by RouteService). */
 export interface LeaseRouteWriter {
@@ -80,6 +81,11 @@ export const DEFAULT_GRANT_INTERVAL_SECONDS = 30;
 
 /** Grant attempts per request; each lost race excludes what it lost, so this is generous. */
 const MAX_GRANT_ATTEMPTS = 12;
+/**
+ * Subnets whose occupancy one re-read after a lost race asks for (one BatchGetItem): enough
+ * that some are free unless the network is nearly full (then the whole table is scanned).
+ */
+const CANDIDATE_BLOCK = 20;
 
 export class LeaseService {
   private readonly strategy: AllocationStrategy;
@@ -132,7 +138,6 @@ export class LeaseService {
     const nic = await this.verifyInstance(instanceId, request.privateIp);
     await this.takeGrantTurn(instanceId, now);
     let preferred = previous;
-    let preferredSlot: number | undefined;
     if (existing) {
       if (isLive(existing, now)) {
         // The host's IP or ENI changed under a live lease (or the config moved): move it cleanly.
@@ -144,7 +149,6 @@ export class LeaseService {
         await this.deps.store.delete(existing);
       }
       preferred = existing.subnet;
-      preferredSlot = existing.slot;
     }
     let snapshot = await this.currentSnapshot(config, context.snapshot, now);
     // A foreign route the snapshot did not know yet may hold the chosen subnet's destination:
@@ -155,15 +159,10 @@ export class LeaseService {
         privateIp: request.privateIp,
         networkInterfaceId: nic.networkInterfaceId,
         preferred,
-        preferredSlot,
         now,
       });
       if (granted.adopted) return { lease: granted.lease, config, outcome: 'renewed' };
-      this.deps.logger?.info('lease granted', {
-        subnet: formatCidr(granted.lease.subnet),
-        instanceId,
-        slot: granted.lease.slot,
-      });
+      this.deps.logger?.info('lease granted', { subnet: formatCidr(granted.lease.subnet), instanceId });
       try {
         return {
           lease: await this.writeRoutes(granted.lease, config, nic, snapshot),
@@ -301,75 +300,58 @@ export class LeaseService {
       privateIp: string;
       networkInterfaceId: string;
       preferred: Cidr | undefined;
-      preferredSlot: number | undefined;
       now: Date;
     },
   ): Promise<{ lease: Lease; adopted: boolean }> {
     const { store } = this.deps;
     const { now } = request;
-    const room = capacity(config, snapshot);
-    const fullest = fullestTable(snapshot);
-    const subnetsFitCapacity = room >= leasableCount(config);
-    const lostSubnets = new Set<string>();
-    const lostSlots = new Set<number>();
-    // First try blind (no read): with few leases out, a random pick almost always wins.
-    let occupancy: Occupancy | undefined;
-    let preferred = request.preferred;
     // Subnets that foreign routes cover or overlap are never leased (invariant 5).
     const claims = (snapshot.foreignClaims ?? []).map((c) => parseCidr(c));
     const blocked = claims.length > 0 ? (subnet: Cidr) => isClaimedByForeign(subnet, claims) : undefined;
-    // Nothing free in what we know: read the occupancy once, then free what expired leases hold.
-    const recover = async (): Promise<boolean> => {
-      if (occupancy && !(await this.reclaimOne(occupancy, config, now))) return false;
-      occupancy = await store.occupancy(now);
-      return true;
+    const lost = new Set<string>();
+    // What reads have shown so far: subnets with a lease item (the hint the strategy avoids).
+    const known: { subnets: Set<string>; expiredSubnets: Set<string> } = {
+      subnets: new Set(),
+      expiredSubnets: new Set(),
     };
-
-    for (let attempt = 0; attempt < MAX_GRANT_ATTEMPTS; attempt++) {
-      const subnet = this.strategy({
+    let scanned: Occupancy | undefined;
+    // Free subnets of the last block read, in the strategy's order: tried before choosing again.
+    let candidates: Cidr[] = [];
+    let preferred = request.preferred;
+    const learn = (seen: Occupancy) => {
+      for (const s of seen.subnets) known.subnets.add(s);
+      for (const s of seen.expiredSubnets) known.expiredSubnets.add(s);
+    };
+    const choose = (exclude: ReadonlySet<string>) =>
+      this.strategy({
         config,
-        occupied: occupancy && withoutExpired(occupancy.subnets, occupancy.expiredSubnets, preferred),
-        exclude: lostSubnets,
+        occupied: withoutExpired(known.subnets, known.expiredSubnets, preferred),
+        exclude,
         preferred,
         blocked,
         random: this.random,
       });
+
+    // First try blind (no read): with few leases out, a random pick almost always wins.
+    for (let attempt = 0; attempt < MAX_GRANT_ATTEMPTS; attempt++) {
+      const subnet = candidates.shift() ?? choose(lost);
       if (!subnet) {
-        if (await recover()) {
-          lostSubnets.clear();
-          continue;
+        // Nothing free in what we know: read everything once, then free what expired leases hold.
+        if (scanned && !(await this.reclaimOne(scanned, config, now))) {
+          throw new SubnetsExhaustedError({
+            network: formatCidr(config.network),
+            total: leasableCount(config),
+          });
         }
-        throw new SubnetsExhaustedError({
-          network: formatCidr(config.network),
-          total: leasableCount(config),
-        });
-      }
-      const slot = chooseSlot({
-        capacity: room,
-        occupied: occupancy && slotsInUse(occupancy, formatCidr(subnet)),
-        exclude: lostSlots,
-        preferred: subnetsFitCapacity ? leasableIndex(config, subnet) : request.preferredSlot,
-        random: this.random,
-      });
-      if (slot === undefined) {
-        if (await recover()) {
-          lostSlots.clear();
-          continue;
-        }
-        throw new RouteLimitExceededError({
-          used: Math.min(
-            config.backend.routeLimit,
-            (fullest?.foreignRoutes ?? 0) + (occupancy?.slots.size ?? room),
-          ),
-          limit: config.backend.routeLimit,
-          ...(fullest ? { routeTableId: fullest.routeTableId } : {}),
-        });
+        scanned = await store.occupancy(now);
+        learn(scanned);
+        lost.clear();
+        continue;
       }
 
       const result = await store.grant(
         {
           subnet,
-          slot,
           instanceId: request.instanceId,
           privateIp: request.privateIp,
           networkInterfaceId: request.networkInterfaceId,
@@ -385,12 +367,22 @@ export class LeaseService {
         const mine = await store.getByInstance(request.instanceId);
         if (mine && isLive(mine, now)) return { lease: mine, adopted: true };
       }
-      if (result.conflicts.includes('subnet-taken')) {
-        lostSubnets.add(formatCidr(subnet));
-        preferred = undefined;
+      if (result.conflicts.includes('no-capacity') && isFull(result.capacity)) {
+        // Every place is held: free one an expired lease holds (routes first), or refuse.
+        scanned ??= await store.occupancy(now);
+        if (!(await this.reclaimOne(scanned, config, now)))
+          throw routeLimitExceeded(config, snapshot, result.capacity);
+        scanned = undefined;
+        continue; // the same subnet again: it was not lost
       }
-      if (result.conflicts.includes('slot-taken')) lostSlots.add(slot);
-      occupancy = await store.occupancy(now);
+      if (result.conflicts.includes('subnet-taken')) {
+        lost.add(formatCidr(subnet));
+        known.subnets.add(formatCidr(subnet));
+        preferred = undefined;
+        // A bounded re-read: the occupancy of a block of fresh candidates, not the whole table.
+        if (candidates.length === 0) candidates = await this.freeAmong(choose, lost, now, learn);
+      }
+      // A place lost to a concurrent write (not a full ledger): try again as it is.
     }
     throw new ServiceUnavailableError(
       'Too many hosts are joining at once; no subnet could be claimed in this request. Retry shortly.',
@@ -398,19 +390,32 @@ export class LeaseService {
     );
   }
 
-  /**
-   * Frees capacity held by expired leases: reclaims one expired lease (routes first), or
-   * drops a slot left behind by an expired lease whose subnet was taken over since.
-   */
+  /** Up to CANDIDATE_BLOCK candidates the strategy would choose next, read in one request; the free ones. */
+  private async freeAmong(
+    choose: (exclude: ReadonlySet<string>) => Cidr | undefined,
+    lost: ReadonlySet<string>,
+    now: Date,
+    learn: (seen: Occupancy) => void,
+  ): Promise<Cidr[]> {
+    const block: Cidr[] = [];
+    const picked = new Set(lost);
+    for (let i = 0; i < CANDIDATE_BLOCK; i++) {
+      const candidate = choose(picked);
+      if (!candidate) break;
+      block.push(candidate);
+      picked.add(formatCidr(candidate));
+    }
+    if (block.length === 0) return [];
+    const seen = await this.deps.store.occupancyOf(block, now);
+    learn(seen);
+    return block.filter((c) => !seen.subnets.has(formatCidr(c)));
+  }
+
+  /** Frees capacity held by expired leases: reclaims one expired lease (routes first). */
   private async reclaimOne(occupancy: Occupancy, config: NetworkConfig, now: Date): Promise<boolean> {
     for (const subnet of occupancy.expiredSubnets) {
       const lease = await this.deps.store.getBySubnet(parseCidr(subnet));
       if (lease && (await this.reclaim(lease, config, now))) return true;
-    }
-    for (const [slot, holder] of occupancy.expiredSlots) {
-      const lease = await this.deps.store.getBySubnet(parseCidr(holder.subnet));
-      if (lease?.instanceId === holder.instanceId && lease.slot === slot) continue; // reclaimed with its lease above
-      if (await this.deps.store.deleteStaleSlot(slot, holder, now)) return true;
     }
     return false;
   }
@@ -488,15 +493,22 @@ function withoutExpired(
   return copy;
 }
 
-/** Slots in use, except expired ones taken for this very subnet (the store lets those be taken over). */
-function slotsInUse(occupancy: Occupancy, subnet: string): ReadonlySet<number> {
-  const reusable = [...occupancy.expiredSlots]
-    .filter(([, holder]) => holder.subnet === subnet)
-    .map(([slot]) => slot);
-  if (reusable.length === 0) return occupancy.slots;
-  const copy = new Set(occupancy.slots);
-  for (const slot of reusable) copy.delete(slot);
-  return copy;
+const isFull = (usage: CapacityUsage | undefined): usage is CapacityUsage =>
+  usage !== undefined && usage.used >= usage.capacity;
+
+/** 409 with the fullest table's figures: its foreign routes plus the places leases hold. */
+function routeLimitExceeded(
+  config: NetworkConfig,
+  snapshot: RouteTableSnapshot,
+  usage: CapacityUsage,
+): RouteLimitExceededError {
+  const fullest = fullestTable(snapshot);
+  const limit = config.backend.routeLimit;
+  return new RouteLimitExceededError({
+    used: Math.min(limit, (fullest?.foreignRoutes ?? 0) + usage.used),
+    limit,
+    ...(fullest ? { routeTableId: fullest.routeTableId } : {}),
+  });
 }
 
 function tooSoon(instanceId: string, intervalMs: number, waitMs: number): TooManyRequestsError {

@@ -19,8 +19,6 @@ export interface Lease {
   readonly networkInterfaceId: string;
   readonly expiresAt: Date;
   readonly routes: readonly LeaseRoute[];
-  /** the route-capacity slot this lease occupies (see DynamoDbLeaseStore: slots enforce RouteLimit atomically) */
-  readonly slot: number;
 }
 
 export const isLive = (lease: Pick<Lease, 'expiresAt'>, now: Date): boolean =>

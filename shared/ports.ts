@@ -39,44 +39,85 @@ export interface NewLease {
   readonly networkInterfaceId: string;
   readonly expiresAt: Date;
   readonly routes: readonly LeaseRoute[];
-  readonly slot: number;
 }
 
-/** Why an atomic grant did not happen: each names the item whose condition failed. */
-export type GrantConflict = 'subnet-taken' | 'instance-has-lease' | 'slot-taken';
+/** Why an atomic grant did not happen: each names the condition that failed. */
+export type GrantConflict = 'subnet-taken' | 'instance-has-lease' | 'no-capacity';
 
 export type GrantResult =
   | { readonly granted: true; readonly lease: Lease }
-  | { readonly granted: false; readonly conflicts: readonly GrantConflict[] };
+  | {
+      readonly granted: false;
+      readonly conflicts: readonly GrantConflict[];
+      /** with `no-capacity`: the capacity as the refused write found it (absent after a write conflict) */
+      readonly capacity?: CapacityUsage;
+    };
 
 export interface Occupancy {
   /** subnets (formatted CIDRs) with a lease item, live or expired */
   readonly subnets: ReadonlySet<string>;
-  /** capacity slots with an item, live or expired (an expired one still stands for a route until reclaimed) */
-  readonly slots: ReadonlySet<number>;
   /** subnets whose lease has expired: reclaim them (routes first) to reuse them */
   readonly expiredSubnets: ReadonlySet<string>;
-  /** slots blocked by a capacity change (tombstones): no grant can take them */
-  readonly blockedSlots: ReadonlySet<number>;
-  /** expired slots and the lease they were taken for */
-  readonly expiredSlots: ReadonlyMap<number, { readonly subnet: string; readonly instanceId: string }>;
+}
+
+// ---------------------------------------------------------------- capacity (invariant 3)
+
+/**
+ * Places in the route tables. Every lease item, live or expired, holds one place: an expired
+ * lease's routes stay in the tables until it is reclaimed.
+ */
+export interface CapacityUsage {
+  /** places held: one per lease item */
+  readonly used: number;
+  /** places the route tables admit: RouteLimit minus the foreign routes of the fullest table */
+  readonly capacity: number;
+}
+
+/**
+ * The route limit's ledger: how many places the route tables admit and how many leases
+ * hold one. Taking a place and giving it back are part of the store's own atomic writes
+ * (LeaseStore.grant takes one, LeaseStore.delete gives it back, LeaseStore.putConfig resizes
+ * with the publish), so no lease can exist without its place; the services never count.
+ */
+export interface CapacityLedger {
+  /** Places held and admitted (strongly consistent); undefined before the first resize. */
+  usage(): Promise<CapacityUsage | undefined>;
+  /**
+   * Sets the capacity the route tables admit now (a reconcile or a route-table re-read found
+   * other foreign routes). Never refused for use above it: the tables are that full already,
+   * and grants are refused until leases go. Skipped (undefined) when a config with another
+   * RouteLimit was published since `routeLimit` was read: that publish set its own capacity.
+   */
+  resize(capacity: number, routeLimit: number): Promise<CapacityUsage | undefined>;
 }
 
 export interface LeaseStore {
   getConfig(): Promise<StoredConfig | undefined>;
-  /** Publishes a config; fails with ConflictError when `expectedVersion` is not the stored version. */
-  putConfig(config: NetworkConfig, expectedVersion: number | undefined, now: Date): Promise<StoredConfig>;
+  /**
+   * Publishes a config and, in the same atomic write, sets the route capacity it gives.
+   * Fails with ConflictError when `expectedVersion` is not the stored version, and with
+   * CapacityBelowUseError when more places are held than `capacity` admits (hosts joined
+   * meanwhile): then nothing changes.
+   */
+  putConfig(
+    config: NetworkConfig,
+    expectedVersion: number | undefined,
+    now: Date,
+    capacity: number,
+  ): Promise<StoredConfig>;
 
   getRouteTableSnapshot(): Promise<RouteTableSnapshot | undefined>;
   putRouteTableSnapshot(snapshot: RouteTableSnapshot): Promise<void>;
 
   /**
-   * What PUT /v1/lease needs first, in one round trip: the config, the route-table snapshot
-   * and the subnet the instance's claim points to (its lease is then read by subnet).
+   * What PUT /v1/lease needs first, in one round trip: the config, the route-table snapshot,
+   * the capacity's usage and the subnet the instance's claim points to (its lease is then
+   * read by subnet).
    */
   getLeaseContext(instanceId: string): Promise<{
     config: StoredConfig | undefined;
     snapshot: RouteTableSnapshot | undefined;
+    capacity: CapacityUsage | undefined;
     instanceSubnet: string | undefined;
     /** when the instance last got a new grant (the grant interval's clock), if recorded */
     lastGrantAt: Date | undefined;
@@ -92,13 +133,20 @@ export interface LeaseStore {
   getBySubnet(subnet: Cidr): Promise<Lease | undefined>;
   /** Every lease, live and expired, in subnet order. */
   list(): Promise<Lease[]>;
-  /** Subnets and slots in use (eventually consistent: a hint for choosing, never for deciding). */
+  /** Subnets in use (eventually consistent: a hint for choosing, never for deciding). One Scan. */
   occupancy(now: Date): Promise<Occupancy>;
+  /**
+   * Which of these subnets hold a lease item, live or expired (eventually consistent, a hint):
+   * one bounded read, for choosing again after a lost race without scanning the table.
+   */
+  occupancyOf(subnets: readonly Cidr[], now: Date): Promise<Occupancy>;
 
   /**
    * Atomically: the subnet and the instance are each free or held by an expired lease
-   * (compared with `now`), the slot is free or held by an expired lease on the same subnet,
-   * and the new lease takes all three. Invariants 1-3 of DESIGN.md rest on this one write.
+   * (compared with `now`), and the new lease takes both; a subnet nobody held also takes a
+   * place of the capacity (`no-capacity` when none is left), while taking over an expired
+   * lease's subnet keeps the place that lease held (its route is replaced, not added).
+   * Invariants 1-3 of DESIGN.md rest on this one write.
    */
   grant(lease: NewLease, now: Date): Promise<GrantResult>;
   /** Extends a live lease held by the same instance; undefined when it is gone or held by another. */
@@ -106,26 +154,11 @@ export interface LeaseStore {
   /** Records route states on the lease, if the lease is still the same holder's. */
   updateRoutes(lease: Lease, routes: readonly LeaseRoute[]): Promise<Lease | undefined>;
   /**
-   * Deletes the lease's items if they still belong to this holder and, when `onlyIfExpiredAt` is given,
-   * only if the lease is still expired at that time (a reclaim must not delete a lease renewed meanwhile).
-   * Returns false when nothing was deleted.
+   * Deletes the lease's items and gives its place back, if they still belong to this holder
+   * and, when `onlyIfExpiredAt` is given, only if the lease is still expired at that time (a
+   * reclaim must not delete a lease renewed meanwhile). Returns false when nothing was deleted.
    */
   delete(lease: Lease, options?: { onlyIfExpiredAt?: Date }): Promise<boolean>;
-  /**
-   * Moves a live lease to another capacity slot (free, or expired for the same subnet), keeping
-   * subnet, instance and expiry, and blocks the slot it leaves; undefined when the lease changed
-   * meanwhile or the slot is taken.
-   */
-  moveSlot(lease: Lease, slot: number, now: Date): Promise<Lease | undefined>;
-  /** Blocks a free slot (a tombstone no grant can take); false when the slot is in use. */
-  blockSlot(slot: number): Promise<boolean>;
-  /** Removes a slot's tombstone; false when it is not blocked. */
-  unblockSlot(slot: number): Promise<boolean>;
-  /**
-   * Deletes a slot item left behind by an expired lease whose subnet has since been taken over
-   * (its route now belongs to the new holder). Only if it is still expired and still that lease's.
-   */
-  deleteStaleSlot(slot: number, holder: { subnet: string; instanceId: string }, now: Date): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------- EC2

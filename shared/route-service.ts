@@ -21,6 +21,8 @@ import type { ReconcileChangeJson, ReconcileReportJson } from './http/contract.j
 import { describeLease, isLive, type Lease, type LeaseRoute, type RouteState } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import type {
+  CapacityLedger,
+  CapacityUsage,
   Clock,
   InstanceInfo,
   InstancePort,
@@ -29,6 +31,7 @@ import type {
   RouteTablePort,
   RouteTableSnapshot,
 } from './ports.js';
+import { capacity, routeTableSnapshot, routeUsage } from './route-capacity.js';
 import { isOwnedRoute, parseDestination, pointsTo, targetOf } from './route-ownership.js';
 import {
   applyRouteChanges,
@@ -38,8 +41,6 @@ import {
   leaseRouteStates,
   planRoutes,
   type RouteChange,
-  routeTableSnapshot,
-  routeUsage,
 } from './route-planner.js';
 
 export interface RouteServiceLogger {
@@ -56,8 +57,8 @@ export interface RouteServiceDeps {
   /** the VPC whose route tables vpc-lease manages */
   readonly vpcId: string;
   readonly logger?: RouteServiceLogger;
-  /** re-aligns capacity slots with the refreshed snapshot after a reconcile (SlotKeeper) */
-  readonly slots?: { alignSlots(config: NetworkConfig, snapshot: RouteTableSnapshot): Promise<number> };
+  /** the route capacity's ledger, resized whenever the snapshot is refreshed (foreign routes change) */
+  readonly ledger?: CapacityLedger;
 }
 
 export interface EnsureRoutesOptions {
@@ -102,10 +103,10 @@ export class RouteService {
   private readonly clock: Clock;
   private readonly vpcId: string;
   private readonly logger: RouteServiceLogger;
-  private readonly slots: RouteServiceDeps['slots'];
+  private readonly ledger: RouteServiceDeps['ledger'];
 
   constructor(deps: RouteServiceDeps) {
-    this.slots = deps.slots;
+    this.ledger = deps.ledger;
     this.routes = deps.routes;
     this.instances = deps.instances;
     this.store = deps.store;
@@ -122,15 +123,19 @@ export class RouteService {
     });
   }
 
-  /** Counts the foreign routes of every table in scope and stores that for the grant path. */
+  /**
+   * Counts the foreign routes of every table in scope, stores that for the grant path and
+   * sets the route capacity it leaves (`usage`: undefined when a newer RouteLimit was published).
+   */
   async refreshSnapshot(
     config: NetworkConfig,
     tables?: readonly RouteTable[],
-  ): Promise<{ snapshot: RouteTableSnapshot; tables: readonly RouteTable[] }> {
+  ): Promise<{ snapshot: RouteTableSnapshot; tables: readonly RouteTable[]; usage?: CapacityUsage }> {
     const described = tables ?? (await this.tablesInScope(config));
     const snapshot = routeTableSnapshot(config, described, this.clock.now());
     await this.store.putRouteTableSnapshot(snapshot);
-    return { snapshot, tables: described };
+    const usage = await this.ledger?.resize(capacity(config, snapshot), config.backend.routeLimit);
+    return { snapshot, tables: described, ...(usage ? { usage } : {}) };
   }
 
   /**
@@ -409,11 +414,10 @@ export class RouteService {
       }
     }
     try {
-      const { snapshot } = await this.refreshSnapshot(config, after);
-      const stranded = await this.slots?.alignSlots(config, snapshot);
-      if (stranded) {
+      const { usage } = await this.refreshSnapshot(config, after);
+      if (usage && usage.used > usage.capacity) {
         report.errors.push({
-          message: `${stranded} live lease(s) exceed the route capacity (RouteLimit minus foreign routes); revoke some or raise RouteLimit`,
+          message: `${usage.used} leases hold a route but the tables admit ${usage.capacity} (RouteLimit minus foreign routes); new leases are refused until some go: revoke some or raise RouteLimit`,
         });
       }
     } catch (error) {

@@ -60,6 +60,7 @@ export function stormTable(results: readonly StormResult[]): string {
       'TransactWriteItems/lease',
       'grant attempts/lease',
       'scans/lease',
+      'block reads/lease',
       'EC2 req/lease',
       'max EC2 req/PUT (budget)',
       '503s',
@@ -76,6 +77,7 @@ export function stormTable(results: readonly StormResult[]): string {
       fixed(r.transactionsPerLease),
       fixed(r.grantAttemptsPerLease),
       fixed(r.scansPerLease),
+      fixed(r.blockReadsPerLease),
       fixed(r.ec2PerLease),
       `${r.ec2MaxPerGrantingPut} (${r.ec2Budget})`,
       String(r.rejections),
@@ -308,11 +310,12 @@ that checks the invariants, never the timings.
 
 ## Read this first
 
-- **moto serialises, and its DynamoDB grows slower with the table.** Each moto_server handles one
-  request at a time (scripts/lib/moto_serialized.py); moto ${machine.moto}'s \`TransactWriteItems\` deep-copies
-  the whole table once per item for its rollback (moto/dynamodb/models/__init__.py), and a \`Scan\` of a
-  few thousand items takes it about a second. Every request therefore costs moto time in proportion to
-  the table's size. Wall times and latencies below are moto's and this machine's, not AWS's: they are
+- **moto serialises.** Each moto_server handles one request at a time (scripts/lib/moto_serialized.py),
+  so no two transactions ever overlap and DynamoDB's \`TransactionConflict\` never happens here. moto
+  ${machine.moto}'s own \`TransactWriteItems\` deep-copies the whole table once per item for its rollback; the
+  launcher replaces that with a copy of the items written (scripts/lib/moto_dynamodb_fast_tx.py), so a
+  grant no longer costs moto time in proportion to the table. A \`Scan\` of a few thousand items still takes
+  it about a second. Wall times and latencies below are moto's and this machine's, not AWS's: they are
   useful only next to each other, in the same run.
 - **Request counts are the figures.** Every SDK request is counted (retries included) by the same
   middleware the tests use (shared/adapters/aws-clients.ts). Those counts do not depend on moto's speed
@@ -332,15 +335,10 @@ again. Every strategy runs on a fresh moto (new VPC, hosts, route table, lease t
   \`RouteLimit\` ${plan.storm.routeLimit} (AWS's maximum), one route table holding the local route and
   0.0.0.0/0: capacity ${capacity} leases.
 - **N = ${stormNs}.** Not 1000: one route table holds at most 1000 routes, the local route included, so
-  1000 leases never fit one table. 990 fits, but takes ours alone about twenty minutes of moto time: the
-  last joiners collide on the few free capacity slots, every lost race re-reads the occupancy with a
-  \`Scan\` of ~3000 items, and every transaction copies the table (above). A single run of ours at
-  N = 990 on this machine (2026-11-26, load average 4-7) took 21 minutes; its counts: 1.56 grant
-  attempts, 2.56 TransactWriteItems, 0.56 scans and 3.02 EC2 requests per lease, every subnet distinct.
-  The 0.02: after ten minutes the route-table snapshot was stale, and 18 PUTs each re-read it with a
-  \`DescribeRouteTables\` — four EC2 requests, one over the budget (deployed, the reconcile refreshes the
-  snapshot every five minutes). So that the whole bench stays within ten minutes, the largest default
-  storm is ${Math.max(...plan.stormNs)}; \`BENCH_STORM_N=50,200,990\` runs the full one.
+  1000 leases never fit one table; 990 is about the most aws-vpc can ever serve. Route capacity is one
+  counter item (\`CAPACITY\`, docs/design.md): a grant fails on it only when every place is held, so the
+  last joiners have no capacity slot to guess. A lost race re-reads the occupancy of 20 candidate subnets
+  (one \`BatchGetItem\`, *block reads*), not the table (*scans*: only when no candidate is left).
 - **In flight: ${plan.concurrency} joins at a time** (in-process; the SDK's default socket pool). In AWS each
   PUT is its own Lambda invocation and all N would run in parallel: collisions there are more frequent
   than here, so the naive strategies' figures below are, if anything, kind to them.
@@ -364,7 +362,8 @@ What the columns mean:
 - *DynamoDB req/lease*: every DynamoDB request of the storm / leases granted (wasted attempts included).
 - *TransactWriteItems/lease*: the grant transactions (a lost race is one more; a \`TransactionConflict\`
   retried by the store is one more) plus one route-state update per lease — 2.00 is the minimum.
-- *grant attempts/lease*: \`store.grant\` calls; *scans/lease*: occupancy scans (one after each lost race).
+- *grant attempts/lease*: \`store.grant\` calls; *block reads/lease*: occupancy reads of 20 candidates (one
+  \`BatchGetItem\` after a lost race); *scans/lease*: full occupancy scans (a nearly full network or capacity).
 - *EC2 req/lease* and *max EC2 req/PUT*: the design's budget for a new lease is #tables + 2
   (DescribeInstances, the source/destination check, one CreateRoute per table); a PUT refused with 503
   before granting costs one DescribeInstances.

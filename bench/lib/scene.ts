@@ -12,6 +12,7 @@ import { ensureTable, type LaunchedInstance, launchInstances, seedVpc } from '..
 import { createDependencies, type Dependencies } from '../../shared/adapters/dependencies.js';
 import type { CoreLogger } from '../../shared/adapters/observability.js';
 import { type NetworkConfig, parseNetworkConfig } from '../../shared/network-config.js';
+import { capacity, routeTableSnapshot } from '../../shared/route-capacity.js';
 import type { BenchAws } from './aws.js';
 
 export const silentLogger: CoreLogger = { info() {}, warn() {}, error() {} };
@@ -78,8 +79,16 @@ export async function freshScene(aws: BenchAws, options: SceneOptions): Promise<
     ...(options.network.SubnetLen ? { SubnetLen: options.network.SubnetLen } : {}),
     Backend: { Type: 'aws-vpc', RouteTableID: routeTableIds, RouteLimit: options.network.RouteLimit },
   });
-  await deps.store.putConfig(config, undefined, deps.clock.now());
-  // The route-table snapshot a deployed stack holds after `config set` or a reconcile.
-  await deps.routes.refreshSnapshot(config);
+  // As `config set` publishes it: the config with the route capacity its tables leave, and
+  // the route-table snapshot a deployed stack holds after it or a reconcile.
+  const tables = await deps.routes.tablesInScope(config);
+  const now = deps.clock.now();
+  await deps.store.putConfig(
+    config,
+    undefined,
+    now,
+    capacity(config, routeTableSnapshot(config, tables, now)),
+  );
+  await deps.routes.refreshSnapshot(config, tables);
   return { vpcId: vpc.vpcId, tableName, routeTableIds, hosts, config, leaseTtlSeconds, deps };
 }

@@ -44,8 +44,10 @@ export interface StormResult {
   readonly transactionsPerLease: number;
   /** store.grant calls per lease (a lost race is one more) */
   readonly grantAttemptsPerLease: number;
-  /** occupancy scans per lease (one after every lost race) */
+  /** full occupancy scans per lease (only when no candidate is left: a nearly full network or capacity) */
   readonly scansPerLease: number;
+  /** bounded re-reads per lease: the occupancy of a block of candidates, one BatchGetItem after a lost race */
+  readonly blockReadsPerLease: number;
   readonly ec2PerLease: number;
   /** the most EC2 requests one granting PUT made, against DESIGN.md's budget of #tables + 2 */
   readonly ec2MaxPerGrantingPut: number;
@@ -73,12 +75,13 @@ function instrumentStore<S extends LeaseStore>(store: S, expired: () => boolean)
   const tally = {
     grants: 0,
     scans: 0,
-    conflicts: { 'subnet-taken': 0, 'instance-has-lease': 0, 'slot-taken': 0 } as Record<
+    blockReads: 0,
+    conflicts: { 'subnet-taken': 0, 'instance-has-lease': 0, 'no-capacity': 0 } as Record<
       GrantConflict,
       number
     >,
   };
-  const guarded = new Set<PropertyKey>(['getLeaseContext', 'occupancy', 'grant']);
+  const guarded = new Set<PropertyKey>(['getLeaseContext', 'occupancy', 'occupancyOf', 'grant']);
   const proxy = new Proxy(store, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
@@ -88,6 +91,7 @@ function instrumentStore<S extends LeaseStore>(store: S, expired: () => boolean)
       return async (...args: unknown[]) => {
         if (expired()) throw new TimeBoxExpired();
         if (property === 'occupancy') tally.scans++;
+        if (property === 'occupancyOf') tally.blockReads++;
         if (property !== 'grant') return method(...args);
         tally.grants++;
         const result = (await method(...args)) as Awaited<ReturnType<LeaseStore['grant']>>;
@@ -230,6 +234,7 @@ export async function runStorm(input: {
     transactionsPerLease: perLease(calls['DynamoDB.TransactWriteItems'] ?? 0),
     grantAttemptsPerLease: perLease(tally.grants),
     scansPerLease: perLease(tally.scans),
+    blockReadsPerLease: perLease(tally.blockReads),
     ec2PerLease: perLease(ec2Calls),
     ec2MaxPerGrantingPut,
     ec2Budget,

@@ -17,6 +17,7 @@ from werkzeug.serving import run_simple
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 import moto_ec2_fidelity
+import moto_dynamodb_fast_tx
 
 
 def main() -> None:
@@ -30,6 +31,8 @@ def main() -> None:
 
     moto_ec2_fidelity.install()
 
+    # TransactWriteItems' rollback in proportion to the items written, not the whole table.
+    moto_dynamodb_fast_tx.install()
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
 

@@ -10,7 +10,6 @@ import { ImportService } from '../import-service.js';
 import { LeaseService } from '../lease-service.js';
 import { type Clock, systemClock } from '../ports.js';
 import { RouteService } from '../route-service.js';
-import { SlotKeeper } from '../slot-keeper.js';
 import { createDynamoDbClient, createEc2Client } from './aws-clients.js';
 import { DynamoDbLeaseStore } from './dynamodb-lease-store.js';
 import { Ec2Instances } from './ec2-instances.js';
@@ -47,7 +46,6 @@ export function createDependencies(
   const store = new DynamoDbLeaseStore(options.dynamo ?? createDynamoDbClient(), environment.tableName);
   const instances = new Ec2Instances(ec2);
   const routeTables = new Ec2RouteTables(ec2);
-  const slots = new SlotKeeper({ store, clock, logger });
   const routes = new RouteService({
     routes: routeTables,
     instances,
@@ -55,7 +53,7 @@ export function createDependencies(
     clock,
     vpcId: environment.vpcId,
     logger,
-    slots,
+    ledger: store.capacity,
   });
   const leases = new LeaseService({
     store,
@@ -73,7 +71,6 @@ export function createDependencies(
     store,
     instances,
     routes,
-    slots,
     clock,
     vpcId: environment.vpcId,
   });

@@ -1,18 +1,17 @@
 /**
  * LeaseStore on one DynamoDB table (layout in dynamodb-schema.ts).
  *
- * A lease is three items written in one transaction, so that each invariant of
- * DESIGN.md is a condition on one item:
+ * A lease is two items written in one transaction with the capacity ledger's counter, so
+ * that each invariant of DESIGN.md is a condition on one item:
  *   SUBNET#<cidr>   no subnet is held by two live leases        (invariant 1)
  *   INSTANCE#<id>   an instance holds at most one lease          (invariant 2)
- *   SLOT#<n>        at most `capacity` live leases (n < capacity) (invariant 3)
- * Each item carries the lease's `expiresAt` (epoch ms); an item whose `expiresAt` is in
+ *   CAPACITY        used < capacity: a place per lease item      (invariant 3, dynamodb-capacity-ledger.ts)
+ * Each lease item carries the lease's `expiresAt` (epoch ms); an item whose `expiresAt` is in
  * the past may be taken over. DynamoDB's TTL deletion can lag by days, so every
  * decision compares `expiresAt` with the caller's clock, never the item's existence.
  */
 import {
   BatchGetCommand,
-  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -21,10 +20,11 @@ import {
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { type Cidr, formatCidr, parseCidr } from '../cidr.js';
-import { ConflictError, ServiceUnavailableError } from '../errors.js';
+import { CapacityBelowUseError, ConflictError, ServiceUnavailableError } from '../errors.js';
 import type { Lease, LeaseRoute } from '../lease.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../network-config.js';
 import type {
+  CapacityUsage,
   GrantConflict,
   GrantResult,
   LeaseStore,
@@ -34,13 +34,13 @@ import type {
   StoredConfig,
 } from '../ports.js';
 import { errorName, toDomainError } from './aws-errors.js';
+import { CAPACITY_KEY, DynamoDbCapacityLedger, toUsage } from './dynamodb-capacity-ledger.js';
 import { TTL_ATTRIBUTE } from './dynamodb-schema.js';
 
 const CONFIG_KEY = 'CONFIG';
 const TABLES_KEY = 'TABLES';
 const subnetKey = (subnet: Cidr) => `SUBNET#${formatCidr(subnet)}`;
 const instanceKey = (instanceId: string) => `INSTANCE#${instanceId}`;
-const slotKey = (slot: number) => `SLOT#${slot}`;
 /** the instance's last new grant (DESIGN.md grant interval); outlives the lease, so a release does not reset it */
 const grantKey = (instanceId: string) => `GRANT#${instanceId}`;
 
@@ -54,16 +54,26 @@ interface LeaseItem {
   privateIp: string;
   networkInterfaceId: string;
   expiresAt: number;
-  slot: number;
   routes: LeaseRoute[];
   ttl: number;
 }
 
+/** A condition that failed in a cancelled transaction, with the item as it was (ALL_OLD), if asked for. */
+interface FailedItem {
+  readonly index: number;
+  readonly old: Record<string, unknown> | undefined;
+}
+
 export class DynamoDbLeaseStore implements LeaseStore {
+  /** the route capacity's counter, which the grant, delete and publish transactions include */
+  readonly capacity: DynamoDbCapacityLedger;
+
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
-  ) {}
+  ) {
+    this.capacity = new DynamoDbCapacityLedger(client, tableName);
+  }
 
   // ------------------------------------------------------------ config
 
@@ -78,29 +88,45 @@ export class DynamoDbLeaseStore implements LeaseStore {
     config: NetworkConfig,
     expectedVersion: number | undefined,
     now: Date,
+    capacity: number,
   ): Promise<StoredConfig> {
     const version = (expectedVersion ?? 0) + 1;
-    try {
-      await this.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { pk: CONFIG_KEY, config: toFlannelJson(config), version, updatedAt: now.toISOString() },
-          // Optimistic concurrency: two operators publishing at once cannot overwrite each other blindly.
-          ...(expectedVersion === undefined
-            ? { ConditionExpression: 'attribute_not_exists(pk)' }
-            : { ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': expectedVersion } }),
-        }),
-      );
-    } catch (error) {
-      if (errorName(error) === 'ConditionalCheckFailedException') {
-        throw new ConflictError(
-          'The network config was changed by someone else meanwhile; read it again and retry.',
+    const routeLimit = config.backend.routeLimit;
+    await this.capacity.ensure(capacity, routeLimit);
+    const failed = await this.transact(
+      {
+        TransactItems: [
           {
-            cause: error,
+            Put: {
+              TableName: this.tableName,
+              Item: { pk: CONFIG_KEY, config: toFlannelJson(config), version, updatedAt: now.toISOString() },
+              // Optimistic concurrency: two operators publishing at once cannot overwrite each other blindly.
+              ...(expectedVersion === undefined
+                ? { ConditionExpression: 'attribute_not_exists(pk)' }
+                : {
+                    ConditionExpression: 'version = :v',
+                    ExpressionAttributeValues: { ':v': expectedVersion },
+                  }),
+            },
           },
-        );
-      }
-      throw error;
+          // In the same write: the capacity this config gives, unless more places are held.
+          this.capacity.publish(capacity, routeLimit),
+        ],
+      },
+      { onConflict: 'throw' },
+    );
+    if (failed?.some((f) => f.index === 0)) {
+      throw new ConflictError(
+        'The network config was changed by someone else meanwhile; read it again and retry.',
+      );
+    }
+    const held = failed?.find((f) => f.index === 1);
+    if (held) {
+      throw new CapacityBelowUseError({
+        used: toUsage(held.old)?.used ?? capacity + 1,
+        capacity,
+        routeLimit,
+      });
     }
     return { config, version, updatedAt: now };
   }
@@ -124,10 +150,11 @@ export class DynamoDbLeaseStore implements LeaseStore {
     );
   }
 
-  /** CONFIG, TABLES and the instance's claim in one round trip (the hot path of PUT /v1/lease). */
+  /** CONFIG, TABLES, CAPACITY and the instance's claim in one round trip (the hot path of PUT /v1/lease). */
   async getLeaseContext(instanceId: string): Promise<{
     config: StoredConfig | undefined;
     snapshot: RouteTableSnapshot | undefined;
+    capacity: CapacityUsage | undefined;
     instanceSubnet: string | undefined;
     lastGrantAt: Date | undefined;
   }> {
@@ -138,6 +165,7 @@ export class DynamoDbLeaseStore implements LeaseStore {
             Keys: [
               { pk: CONFIG_KEY },
               { pk: TABLES_KEY },
+              { pk: CAPACITY_KEY },
               { pk: instanceKey(instanceId) },
               { pk: grantKey(instanceId) },
             ],
@@ -164,6 +192,7 @@ export class DynamoDbLeaseStore implements LeaseStore {
       lastGrantAt: grant ? new Date(grant.grantedAt as number) : undefined,
       config: config ? toStoredConfig(config) : undefined,
       snapshot: tables ? toSnapshot(tables) : undefined,
+      capacity: toUsage(byKey.get(CAPACITY_KEY)),
       instanceSubnet: instance ? (instance.subnet as string) : undefined,
     };
   }
@@ -199,80 +228,103 @@ export class DynamoDbLeaseStore implements LeaseStore {
 
   async occupancy(now: Date): Promise<Occupancy> {
     const subnets = new Set<string>();
-    const slots = new Set<number>();
     const expiredSubnets = new Set<string>();
-    const expiredSlots = new Map<number, { subnet: string; instanceId: string }>();
-    const blockedSlots = new Set<number>();
-    for await (const item of this.scan('begins_with(pk, :s) OR begins_with(pk, :l)', {
-      ':s': 'SUBNET#',
-      ':l': 'SLOT#',
-    })) {
-      const expired = (item.expiresAt as number) <= now.getTime();
-      const pk = item.pk as string;
+    for await (const item of this.scan('begins_with(pk, :s)', { ':s': 'SUBNET#' })) {
       const subnet = item.subnet as string;
-      if (pk.startsWith('SLOT#')) {
-        const slot = Number(pk.slice(5));
-        slots.add(slot);
-        if (item.blocked === true) blockedSlots.add(slot);
-        else if (expired) expiredSlots.set(slot, { subnet, instanceId: item.instanceId as string });
-      } else {
-        subnets.add(subnet);
-        if (expired) expiredSubnets.add(subnet);
+      subnets.add(subnet);
+      if ((item.expiresAt as number) <= now.getTime()) expiredSubnets.add(subnet);
+    }
+    return { subnets, expiredSubnets };
+  }
+
+  async occupancyOf(candidates: readonly Cidr[], now: Date): Promise<Occupancy> {
+    const subnets = new Set<string>();
+    const expiredSubnets = new Set<string>();
+    // BatchGetItem reads at most 100 keys; the caller asks for a block of a few dozen.
+    for (let i = 0; i < candidates.length; i += 100) {
+      let keys: Record<string, unknown>[] = candidates.slice(i, i + 100).map((c) => ({ pk: subnetKey(c) }));
+      // Unprocessed keys (DynamoDB under load) are asked again, a few times, then left unknown.
+      for (let round = 0; round < 3 && keys.length > 0; round++) {
+        const out = await this.send(
+          new BatchGetCommand({
+            RequestItems: { [this.tableName]: { Keys: keys, ProjectionExpression: 'subnet, expiresAt' } },
+          }),
+        );
+        for (const item of out.Responses?.[this.tableName] ?? []) {
+          const subnet = item.subnet as string;
+          subnets.add(subnet);
+          if ((item.expiresAt as number) <= now.getTime()) expiredSubnets.add(subnet);
+        }
+        keys = out.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
       }
     }
-    return { subnets, slots, expiredSubnets, expiredSlots, blockedSlots };
+    return { subnets, expiredSubnets };
   }
 
   // ------------------------------------------------------------ writes
 
   async grant(lease: NewLease, now: Date): Promise<GrantResult> {
     const item = toItem(lease);
-    const shared = {
-      expiresAt: item.expiresAt,
-      ttl: item.ttl,
-      subnet: item.subnet,
-      instanceId: item.instanceId,
-    };
-    // Each Put may create its item or take over one whose lease has expired (expiresAt < now).
-    // `attribute_not_exists(pk)`: nobody ever held it (or it was released);
-    // `expiresAt < :now`: the previous holder's lease ran out, so it is free to take.
-    const free = 'attribute_not_exists(pk) OR expiresAt < :now';
     const values = { ':now': now.getTime() };
-    const input: TransactWriteCommandInput = {
+    // The instance's claim may be created or taken over from a lease that has expired:
+    // `attribute_not_exists(pk)`: it never held one (or released it);
+    // `expiresAt < :now`: its previous lease ran out.
+    const claim = {
+      Put: {
+        TableName: this.tableName,
+        Item: {
+          pk: instanceKey(lease.instanceId),
+          expiresAt: item.expiresAt,
+          ttl: item.ttl,
+          subnet: item.subnet,
+          instanceId: item.instanceId,
+        },
+        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+        ExpressionAttributeValues: values,
+      },
+    };
+    // A subnet nobody holds: its lease item is new, and takes a place of the capacity.
+    const failed = await this.transact({
       TransactItems: [
         {
           Put: {
             TableName: this.tableName,
             Item: item,
-            ConditionExpression: free,
-            ExpressionAttributeValues: values,
+            ConditionExpression: 'attribute_not_exists(pk)',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
         },
-        {
-          Put: {
-            TableName: this.tableName,
-            Item: { pk: instanceKey(lease.instanceId), ...shared, slot: lease.slot },
-            ConditionExpression: free,
-            ExpressionAttributeValues: values,
-          },
-        },
-        {
-          // A slot stands for one route in each table. An expired lease's route is still there
-          // until it is reclaimed, so its slot may only be taken over for the same subnet (whose
-          // route the new lease replaces); otherwise the old lease must be reclaimed first.
-          Put: {
-            TableName: this.tableName,
-            Item: { pk: slotKey(lease.slot), ...shared },
-            ConditionExpression: 'attribute_not_exists(pk) OR (expiresAt < :now AND subnet = :subnet)',
-            ExpressionAttributeValues: { ...values, ':subnet': item.subnet },
-          },
-        },
+        claim,
+        this.capacity.take(),
       ],
-    };
-    const failed = await this.transact(input);
+    });
     if (failed === undefined) return { granted: true, lease: toLease(item) };
-    const names: GrantConflict[] = ['subnet-taken', 'instance-has-lease', 'slot-taken'];
-    return { granted: false, conflicts: failed.map((i) => names[i]!).filter(Boolean) };
+    const at = (index: number) => failed.find((f) => f.index === index);
+    const held = at(0);
+    const expired = held?.old !== undefined && numberOf(held.old.expiresAt) < now.getTime();
+    if (expired && !at(1)) {
+      // The subnet's lease has expired: take it over. Its place stays with the subnet, as
+      // its route does (the new lease replaces it), so the capacity is not asked again.
+      const takeover = await this.transact({
+        TransactItems: [
+          {
+            Put: {
+              TableName: this.tableName,
+              Item: item,
+              ConditionExpression: 'attribute_exists(pk) AND expiresAt < :now',
+              ExpressionAttributeValues: values,
+            },
+          },
+          claim,
+        ],
+      });
+      if (takeover === undefined) return { granted: true, lease: toLease(item) };
+      return { granted: false, conflicts: conflictsOf(takeover.map((f) => f.index)) };
+    }
+    const full = at(2);
+    const conflicts = conflictsOf(failed.filter((f) => f.index !== 2 || !expired).map((f) => f.index));
+    const capacity = full ? toUsage(full.old) : undefined;
+    return { granted: false, conflicts, ...(capacity ? { capacity } : {}) };
   }
 
   async renew(lease: Lease, expiresAt: Date): Promise<Lease | undefined> {
@@ -289,15 +341,14 @@ export class DynamoDbLeaseStore implements LeaseStore {
         ExpressionAttributeValues: { ':e': at, ':t': ttl, ':i': lease.instanceId, ':s': subnet },
       },
     });
-    // All three items must still be this holder's: a lease that expired and lost its slot or
-    // subnet to someone else is not renewed here; the caller acquires again instead. A lasting
+    // Both items must still be this holder's: a lease that expired and lost its subnet or
+    // its instance's claim to someone else is not renewed here; the caller acquires again instead. A lasting
     // conflict is no such proof, and must not send the caller down that path: it throws.
     const failed = await this.transact(
       {
         TransactItems: [
           update(subnetKey(lease.subnet), 'instanceId = :i AND subnet = :s'),
           update(instanceKey(lease.instanceId), 'instanceId = :i AND subnet = :s'),
-          update(slotKey(lease.slot), 'instanceId = :i AND subnet = :s'),
         ],
       },
       { onConflict: 'throw' },
@@ -344,119 +395,25 @@ export class DynamoDbLeaseStore implements LeaseStore {
             : { ...values, ':now': options.onlyIfExpiredAt.getTime() },
       },
     };
-    // The instance and slot items are deleted only while they still describe this lease:
-    // after an expiry either may already belong to a newer lease.
-    const claimDelete = (pk: string) => ({
+    // The instance's claim is deleted only while it still describes this lease: after an
+    // expiry it may already belong to a newer lease. The lease item's place goes back with it.
+    const claimDelete = {
       Delete: {
         TableName: this.tableName,
-        Key: { pk },
+        Key: { pk: instanceKey(lease.instanceId) },
         ConditionExpression: 'instanceId = :i AND subnet = :s',
         ExpressionAttributeValues: values,
       },
-    });
-    let slot = lease.slot;
-    let items = [subnetDelete, claimDelete(instanceKey(lease.instanceId)), claimDelete(slotKey(slot))];
+    };
+    let items: TransactItem[] = [subnetDelete, claimDelete, this.capacity.giveBack()];
     for (let attempt = 0; attempt < 3; attempt++) {
       // Only a failed condition drops an item; a lasting conflict throws (all or nothing).
       const failed = await this.transact({ TransactItems: items }, { onConflict: 'throw' });
       if (failed === undefined) return true;
-      if (failed.includes(0)) return false; // the subnet is not (or no longer expired and) ours
-      // A RouteLimit change may have moved the lease to another slot (moveSlot) since the caller
-      // read it: delete the slot the lease holds now, rather than leave it behind.
-      const slotIndex = items.findIndex((item) => item.Delete.Key.pk === slotKey(slot));
-      const current = failed.includes(slotIndex) ? await this.getBySubnet(lease.subnet) : undefined;
-      if (current?.instanceId === lease.instanceId && current.slot !== slot) {
-        slot = current.slot;
-        items = items.flatMap((item, i) =>
-          i === slotIndex ? [claimDelete(slotKey(slot))] : failed.includes(i) ? [] : [item],
-        );
-        continue;
-      }
-      items = items.filter((_, i) => !failed.includes(i));
+      if (failed.some((f) => f.index === 0)) return false; // the subnet is not (or no longer expired and) ours
+      items = items.filter((_, i) => !failed.some((f) => f.index === i));
     }
     return false;
-  }
-
-  async moveSlot(lease: Lease, slot: number, now: Date): Promise<Lease | undefined> {
-    const subnet = formatCidr(lease.subnet);
-    const expiresAt = lease.expiresAt.getTime();
-    const holder = { ':i': lease.instanceId, ':s': subnet, ':old': lease.slot };
-    const failed = await this.transact({
-      TransactItems: [
-        {
-          Put: {
-            TableName: this.tableName,
-            Item: {
-              pk: slotKey(slot),
-              subnet,
-              instanceId: lease.instanceId,
-              expiresAt,
-              ttl: ttlFor(expiresAt),
-            },
-            // the same rule as in grant: free, or expired and taken for this very subnet
-            ConditionExpression: 'attribute_not_exists(pk) OR (expiresAt < :now AND subnet = :s)',
-            ExpressionAttributeValues: { ':now': now.getTime(), ':s': subnet },
-          },
-        },
-        {
-          // The slot left behind is above the capacity: block it, so no grant that read an
-          // older, larger capacity can land there.
-          Put: {
-            TableName: this.tableName,
-            Item: { pk: slotKey(lease.slot), blocked: true },
-            ConditionExpression: 'instanceId = :i AND subnet = :s',
-            ExpressionAttributeValues: { ':i': lease.instanceId, ':s': subnet },
-          },
-        },
-        ...[subnetKey(lease.subnet), instanceKey(lease.instanceId)].map((pk) => ({
-          Update: {
-            TableName: this.tableName,
-            Key: { pk },
-            UpdateExpression: 'SET slot = :new',
-            ConditionExpression: 'instanceId = :i AND subnet = :s AND slot = :old',
-            ExpressionAttributeValues: { ...holder, ':new': slot },
-          },
-        })),
-      ],
-    });
-    return failed === undefined ? { ...lease, slot } : undefined;
-  }
-
-  async blockSlot(slot: number): Promise<boolean> {
-    return this.conditional(
-      new PutCommand({
-        TableName: this.tableName,
-        // no expiresAt: neither "free" nor "expired" in any grant condition, so never taken
-        Item: { pk: slotKey(slot), blocked: true },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
-  }
-
-  async unblockSlot(slot: number): Promise<boolean> {
-    return this.conditional(
-      new DeleteCommand({
-        TableName: this.tableName,
-        Key: { pk: slotKey(slot) },
-        ConditionExpression: 'blocked = :t',
-        ExpressionAttributeValues: { ':t': true },
-      }),
-    );
-  }
-
-  async deleteStaleSlot(
-    slot: number,
-    holder: { subnet: string; instanceId: string },
-    now: Date,
-  ): Promise<boolean> {
-    return this.conditional(
-      new DeleteCommand({
-        TableName: this.tableName,
-        Key: { pk: slotKey(slot) },
-        ConditionExpression: 'expiresAt < :now AND instanceId = :i AND subnet = :s',
-        ExpressionAttributeValues: { ':now': now.getTime(), ':i': holder.instanceId, ':s': holder.subnet },
-      }),
-    );
   }
 
   /**
@@ -480,10 +437,8 @@ export class DynamoDbLeaseStore implements LeaseStore {
     );
   }
 
-  // ------------------------------------------------------------ plumbing
-
   /** A single conditional write: true when it happened, false when its condition failed. */
-  private async conditional(command: PutCommand | DeleteCommand): Promise<boolean> {
+  private async conditional(command: PutCommand): Promise<boolean> {
     try {
       await this.send(command);
       return true;
@@ -492,30 +447,35 @@ export class DynamoDbLeaseStore implements LeaseStore {
       throw error;
     }
   }
+  // ------------------------------------------------------------ plumbing
 
   /**
-   * Runs a transaction; undefined on success, else the indexes of the items whose
-   * condition failed. A TransactionConflict (another transaction on the same item in
-   * flight) is retried a few times with jitter, then reported as a failure of that item,
-   * or, with `onConflict: 'throw'`, thrown as ServiceUnavailableError (503, retry): for
-   * callers that read a failed item as "not ours any more" (renew, delete), a conflict
-   * proves nothing of the kind.
+   * Runs a transaction; undefined on success, else the items whose condition failed (with
+   * the old item where the write asked for ALL_OLD). A TransactionConflict (another
+   * transaction on the same item in flight) is retried a few times with jitter, then
+   * reported as a failure of that item, or, with `onConflict: 'throw'`, thrown as
+   * ServiceUnavailableError (503, retry): for callers that read a failed item as "not ours
+   * any more" (renew, delete), a conflict proves nothing of the kind.
    */
   private async transact(
     input: TransactWriteCommandInput,
     options: { onConflict?: 'report' | 'throw' } = {},
-  ): Promise<number[] | undefined> {
+  ): Promise<FailedItem[] | undefined> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.send(new TransactWriteCommand(input));
         return undefined;
       } catch (error) {
         if (errorName(error) !== 'TransactionCanceledException') throw error;
-        const reasons: { Code?: string }[] =
+        const reasons: { Code?: string; Item?: Record<string, unknown> }[] =
           (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
-        const conditionFailed = reasons.flatMap((r, i) => (r.Code === 'ConditionalCheckFailed' ? [i] : []));
+        const conditionFailed = reasons.flatMap((r, index) =>
+          r.Code === 'ConditionalCheckFailed' ? [{ index, old: r.Item }] : [],
+        );
         if (conditionFailed.length > 0) return conditionFailed;
-        const conflicted = reasons.flatMap((r, i) => (r.Code === 'TransactionConflict' ? [i] : []));
+        const conflicted = reasons.flatMap((r, index) =>
+          r.Code === 'TransactionConflict' ? [{ index, old: undefined }] : [],
+        );
         if (attempt >= 3) {
           if (options.onConflict === 'throw') {
             throw new ServiceUnavailableError(
@@ -524,7 +484,7 @@ export class DynamoDbLeaseStore implements LeaseStore {
               { cause: error, details: { service: 'DynamoDB', awsError: 'TransactionConflict' } },
             );
           }
-          return conflicted.length > 0 ? conflicted : [0];
+          return conflicted.length > 0 ? conflicted : [{ index: 0, old: undefined }];
         }
         await new Promise((r) => setTimeout(r, Math.random() * 20 * 2 ** attempt));
       }
@@ -569,7 +529,6 @@ function toItem(lease: NewLease): LeaseItem {
     privateIp: lease.privateIp,
     networkInterfaceId: lease.networkInterfaceId,
     expiresAt,
-    slot: lease.slot,
     routes: [...lease.routes],
     ttl: ttlFor(expiresAt),
   };
@@ -582,7 +541,6 @@ function toLease(item: LeaseItem): Lease {
     privateIp: item.privateIp,
     networkInterfaceId: item.networkInterfaceId,
     expiresAt: new Date(Number(item.expiresAt)),
-    slot: Number(item.slot),
     routes: (item.routes ?? []).map((r) => ({ routeTableId: r.routeTableId, state: r.state })),
   };
 }
@@ -607,6 +565,18 @@ function toSnapshot(item: Record<string, unknown>): RouteTableSnapshot {
     refreshedAt: new Date(item.refreshedAt as string),
   };
 }
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+const GRANT_CONFLICTS: readonly GrantConflict[] = ['subnet-taken', 'instance-has-lease', 'no-capacity'];
+
+/** The grant's conflicts, from the indexes of its failed items (subnet, claim, capacity). */
+const conflictsOf = (indexes: readonly number[]): GrantConflict[] =>
+  indexes.map((i) => GRANT_CONFLICTS[i]).filter((c): c is GrantConflict => c !== undefined);
+
+/** A number attribute, unmarshalled or (in a cancelled transaction's old item) marshalled. */
+const numberOf = (value: unknown): number =>
+  Number(typeof value === 'object' && value !== null && 'N' in value ? (value as { N: string }).N : value);
 
 const ttlFor = (expiresAtMs: number) => Math.floor(expiresAtMs / 1000) + TTL_GRACE_SECONDS;
 

@@ -6,7 +6,7 @@
  *   TABLES                  route-table snapshot (foreign routes per table) the grant path reads
  *   SUBNET#10.244.7.0/24    a lease, keyed by subnet            (invariant 1)
  *   INSTANCE#i-0abc...      the instance's claim on its lease   (invariant 2)
- *   SLOT#17                 one unit of route capacity          (invariant 3)
+ *   CAPACITY                places held / admitted in the routes (invariant 3, dynamodb-capacity-ledger.ts)
  *
  * `ttl` (epoch seconds) lets DynamoDB tidy up expired items eventually; no decision reads it.
  */

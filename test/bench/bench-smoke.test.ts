@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { benchAws, useFakeCredentials } from '../../bench/lib/aws.js';
-import { freshScene } from '../../bench/lib/scene.js';
+import { freshScene, type Scene } from '../../bench/lib/scene.js';
 import { runStorm, type StormResult } from '../../bench/lib/storm.js';
 import { type MotoServer, startMoto } from '../../scripts/lib/moto.js';
 import { STRATEGIES } from '../../shared/allocator.js';
@@ -17,6 +17,7 @@ describe('bench smoke: a storm of 20 simultaneous joins with our allocation stra
   let moto: MotoServer;
   let aws: ReturnType<typeof benchAws>;
   let result: StormResult;
+  let usage: Awaited<ReturnType<Scene['deps']['store']['capacity']['usage']>>;
 
   beforeAll(async () => {
     useFakeCredentials();
@@ -33,6 +34,7 @@ describe('bench smoke: a storm of 20 simultaneous joins with our allocation stra
       strategy: STRATEGIES.random,
       concurrency: N,
     });
+    usage = await scene.deps.store.capacity.usage();
   }, 120_000);
 
   afterAll(async () => {
@@ -44,6 +46,10 @@ describe('bench smoke: a storm of 20 simultaneous joins with our allocation stra
     expect(result.problems).toEqual([]);
     expect(result.granted).toBe(N);
     expect(result.distinctSubnets).toBe(N);
+  });
+
+  it('counts one place of the route capacity per lease (RouteLimit 1000 - 2 foreign routes)', () => {
+    expect(usage).toEqual({ used: N, capacity: 998 });
   });
 
   it('writes each lease its route, to the lease ENI, before answering', () => {

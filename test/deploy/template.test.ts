@@ -117,7 +117,7 @@ function expectedStatements(
     Resource: tableArn,
     Condition: {
       'ForAllValues:StringLike': {
-        'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'SLOT#*', 'TABLES', 'GRANT#*'],
+        'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'CAPACITY', 'TABLES', 'GRANT#*'],
       },
     },
   };
@@ -127,7 +127,7 @@ function expectedStatements(
     Action: itemWrites,
     Resource: tableArn,
     Condition: {
-      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'SLOT#*'] },
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SUBNET#*', 'INSTANCE#*', 'CAPACITY'] },
     },
   };
   const configNeverWritten = {

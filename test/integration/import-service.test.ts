@@ -64,7 +64,7 @@ describe('ImportService: a live flannel registry adopted in place', () => {
     table = plane.vpc.routeTableId;
     const published = (await plane.store.getConfig())!;
     const config = { ...published.config, backend: { ...published.config.backend, routeLimit: 9 } };
-    await plane.store.putConfig(config, published.version, plane.clock.now());
+    await plane.store.putConfig(config, published.version, plane.clock.now(), 9 - 3);
     const [a, b, c, d, stopped, outside, leased, other, late, blocked, over] = await plane.launch(11);
     host = {
       a: a!,

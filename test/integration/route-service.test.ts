@@ -83,12 +83,19 @@ interface Scene {
   lease(subnet: string): Promise<Lease | undefined>;
 }
 
+/** A lease store on a fresh table whose route capacity leaves room for every test's leases. */
+async function storeWithRoom(): Promise<LeaseStore> {
+  const store = new DynamoDbLeaseStore(aws.dynamo, await aws.newTable());
+  await store.capacity.resize(50, 50);
+  return store;
+}
+
 async function scene(
   options: { tables?: number; hosts?: number; ec2?: EC2Client; store?: LeaseStore; wholeVpc?: boolean } = {},
 ): Promise<Scene> {
   const fixture = await createNetworkFixture(aws.ec2, { tables: options.tables ?? 2 });
   const hosts = await launchHosts(aws.ec2, fixture, options.hosts ?? 2);
-  const store = options.store ?? new DynamoDbLeaseStore(aws.dynamo, await aws.newTable());
+  const store = options.store ?? (await storeWithRoom());
   const config = networkConfig(options.wholeVpc ? {} : { routeTableIds: fixture.routeTableIds });
   const ec2 = options.ec2 ?? aws.ec2;
   const service = new RouteService({
@@ -98,7 +105,6 @@ async function scene(
     clock: { now: () => T0 },
     vpcId: fixture.vpcId,
   });
-  let slot = 0;
   const tableIds = fixture.routeTableIds;
   return {
     fixture,
@@ -116,7 +122,6 @@ async function scene(
           networkInterfaceId: host.networkInterfaceId,
           expiresAt,
           routes: tableIds.map((routeTableId) => ({ routeTableId, state: 'pending' as const })),
-          slot: slot++,
         },
         at,
       );

@@ -34,12 +34,12 @@ const transactItems = (call: SdkCall): TransactItem[] =>
     ? ((call.input.TransactItems as TransactItem[] | undefined) ?? [])
     : [];
 
-/** The grant: Put SUBNET#, INSTANCE#, SLOT#. */
+/** The grant: Put SUBNET#, INSTANCE# (+ a place of CAPACITY). */
 const isGrant = (call: SdkCall) => transactItems(call)[0]?.Put?.Item?.pk?.S?.startsWith('SUBNET#') ?? false;
-/** The renewal: Update expiresAt on the three items. */
+/** The renewal: Update expiresAt on both items. */
 const isRenewal = (call: SdkCall) =>
   transactItems(call)[0]?.Update?.UpdateExpression?.startsWith('SET expiresAt') ?? false;
-/** The lease delete: Delete SUBNET# (+ INSTANCE#, SLOT# while still the lease's). */
+/** The lease delete: Delete SUBNET# (+ INSTANCE# while still the lease's, and its place of CAPACITY). */
 const isLeaseDelete = (call: SdkCall) =>
   transactItems(call)[0]?.Delete?.Key?.pk?.S?.startsWith('SUBNET#') ?? false;
 const isEc2 = (command: string) => (call: SdkCall) => call.service === 'EC2' && call.command === command;
@@ -136,7 +136,7 @@ describe('a write that took effect while its caller saw a failure', () => {
     const first = await plane.deleteLease(host);
 
     expect(first.statusCode).toBe(503);
-    expect(await itemsOf(plane, host.instanceId)).toHaveLength(3); // routes first: the lease waits
+    expect(await itemsOf(plane, host.instanceId)).toHaveLength(2); // routes first: the lease waits
     await plane.check();
 
     plane.faults.policy = undefined;
@@ -162,7 +162,7 @@ describe('DynamoDB transactions cancelled for conflicts beyond the store’s ret
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toMatch(/^\d+$/);
     expect(plane.faults.injected).toHaveLength(STORE_ATTEMPTS);
-    expect(await itemsOf(plane, host.instanceId)).toHaveLength(3);
+    expect(await itemsOf(plane, host.instanceId)).toHaveLength(2);
     await plane.check();
 
     plane.faults.policy = undefined;
@@ -171,17 +171,17 @@ describe('DynamoDB transactions cancelled for conflicts beyond the store’s ret
     plane.dispose();
   });
 
-  it('leaves no capacity slot behind when only the slot item conflicts', async () => {
+  it('gives the place back with the lease when only the capacity item conflicts', async () => {
     const { plane } = await leased(await createFaultyPlane(aws, { hosts: 1 }));
     const host = plane.hosts[0]!;
     plane.faults.policy = targetedFault(isLeaseDelete, conflictOn(0b100), STORE_ATTEMPTS);
 
     const res = await plane.deleteLease(host);
 
-    // All or nothing: the refused release keeps all three items, the slot's included.
+    // All or nothing: the refused release keeps both items.
     expect(res.statusCode).toBe(503);
     expect(plane.faults.injected).toHaveLength(STORE_ATTEMPTS);
-    expect(await itemsOf(plane, host.instanceId)).toHaveLength(3);
+    expect(await itemsOf(plane, host.instanceId)).toHaveLength(2);
     await plane.check();
 
     plane.faults.policy = undefined;
@@ -221,7 +221,7 @@ describe('DynamoDB transactions cancelled for conflicts beyond the store’s ret
     const event = plane.stateEvent(stateChange(host.instanceId, 'terminated'));
 
     await expect(event).rejects.toMatchObject({ status: 503 });
-    expect(await itemsOf(plane, host.instanceId)).toHaveLength(3);
+    expect(await itemsOf(plane, host.instanceId)).toHaveLength(2);
     await plane.check();
 
     // EventBridge delivers it again; this time the delete goes through
@@ -236,8 +236,8 @@ describe('DynamoDB transactions cancelled for conflicts beyond the store’s ret
 
 // ---------------------------------------------------------------- a lease re-slotted while it is released
 
-describe('a RouteLimit publish that re-slots a lease while the lease is being released', () => {
-  it('leaves no capacity slot behind', async () => {
+describe('a RouteLimit publish while a lease is being released', () => {
+  it('gives the lease’s place back once, under the published capacity', async () => {
     const plane = await createFaultyPlane(aws, {
       hosts: 1,
       config: (routeTableIds) => ({
@@ -246,11 +246,9 @@ describe('a RouteLimit publish that re-slots a lease while the lease is being re
       }),
     });
     const host = plane.hosts[0]!;
-    // The host's lease sits in slot 2, the top of a capacity of 3.
     const granted = await plane.cleanStore.grant(
       {
         subnet: parseCidr('10.244.7.0/24'),
-        slot: 2,
         instanceId: host.instanceId,
         privateIp: host.privateIp,
         networkInterfaceId: host.networkInterfaceId,
@@ -262,8 +260,8 @@ describe('a RouteLimit publish that re-slots a lease while the lease is being re
     expect(granted.granted).toBe(true);
     await plane.cleanRoutes.reconcile(plane.config);
 
-    // The release has read the lease (slot 2) and removed its routes; its delete waits while the
-    // operator lowers the capacity to 2, which moves the lease to a slot below 2.
+    // The release has read the lease and removed its routes; its delete waits while the
+    // operator lowers the capacity to 2.
     let reached!: () => void;
     const atTheDelete = new Promise<void>((resolve) => {
       reached = resolve;
@@ -286,13 +284,13 @@ describe('a RouteLimit publish that re-slots a lease while the lease is being re
     const publish = await plane.publishRouteLimit(FOREIGN_IN_FULLEST + 2);
     expect(publish.statusCode).toBe(200);
     await plane.syncConfig();
-    const moved = await plane.cleanStore.getByInstance(host.instanceId);
-    expect(moved?.slot).toBeLessThan(2);
+    expect(await plane.cleanStore.capacity.usage()).toEqual({ used: 1, capacity: 2 });
     release();
     const released = await releasing;
 
     expect(released.statusCode).toBe(204);
     expect(await itemsOf(plane, host.instanceId)).toEqual([]);
+    expect(await plane.cleanStore.capacity.usage()).toEqual({ used: 0, capacity: 2 });
     await plane.check(true);
     plane.dispose();
   });
@@ -310,7 +308,7 @@ describe('a removal that took the routes but could not delete the lease', () => 
     const released = await plane.deleteLease(host);
     expect(released.statusCode).toBe(503);
     expect(await routesTo(plane, lease.subnet)).toEqual([undefined, undefined]);
-    expect(await itemsOf(plane, host.instanceId)).toHaveLength(3);
+    expect(await itemsOf(plane, host.instanceId)).toHaveLength(2);
 
     // ...and the agent starts again: the removal recorded the routes pending before deleting
     // them, so the renewal writes them back instead of trusting a stale "active".

@@ -21,15 +21,22 @@ const config = parseNetworkConfig({
   Backend: { Type: 'aws-vpc', RouteTableID: ['rtb-0aaaaaaaaaaaaaaaa'], RouteLimit: 6 },
 });
 
-function lease(subnet: string, instanceId: string, slot: number, expiresAt = LIVE): RawItem[] {
+function lease(subnet: string, instanceId: string, expiresAt = LIVE): RawItem[] {
   const eni = `eni-${instanceId.slice(2)}`;
   const routes = [{ routeTableId: 'rtb-0aaaaaaaaaaaaaaaa', state: 'active' }];
   return [
-    { pk: `SUBNET#${subnet}`, subnet, instanceId, networkInterfaceId: eni, expiresAt, slot, routes },
-    { pk: `INSTANCE#${instanceId}`, subnet, instanceId, expiresAt, slot },
-    { pk: `SLOT#${slot}`, subnet, instanceId, expiresAt },
+    { pk: `SUBNET#${subnet}`, subnet, instanceId, networkInterfaceId: eni, expiresAt, routes },
+    { pk: `INSTANCE#${instanceId}`, subnet, instanceId, expiresAt },
   ];
 }
+
+/** The capacity ledger as the store keeps it: one place per lease item; capacity 6 - 3 foreign. */
+const ledgerFor = (items: readonly RawItem[]): RawItem => ({
+  pk: 'CAPACITY',
+  used: items.filter((i) => i.pk.startsWith('SUBNET#')).length,
+  capacity: 3,
+  routeLimit: 6,
+});
 
 const foreign = [
   { destination: '10.0.0.0/16', otherTarget: 'local', state: 'active', origin: 'CreateRouteTable' },
@@ -55,14 +62,19 @@ const instance = (instanceId: string, state = 'running') => ({
 
 const A = 'i-0000000000000000a';
 const B = 'i-0000000000000000b';
+const GOOD_LEASES = [...lease('10.244.1.0/24', A), ...lease('10.244.2.0/24', B)];
 const good: ObservedState = {
-  items: [...lease('10.244.1.0/24', A, 0), ...lease('10.244.2.0/24', B, 1)],
+  items: [...GOOD_LEASES, ledgerFor(GOOD_LEASES)],
   tables: [table(route('10.244.1.0/24', A), route('10.244.2.0/24', B))],
   instances: [instance(A), instance(B)],
 };
 const foreignBefore = foreignRoutesOf(config, good.tables);
-const violations = (state: Partial<ObservedState>, settled = false) =>
-  findViolations({ ...good, ...state }, { config, now: NOW, foreignBefore, settled });
+/** The violations of `good` changed by `state`; its ledger, where left in, counts the items given. */
+const violations = (state: Partial<ObservedState>, settled = false) => {
+  const given = state.items ?? good.items;
+  const items = given.map((i) => (i === good.items.at(-1) ? ledgerFor(given) : i));
+  return findViolations({ ...good, ...state, items }, { config, now: NOW, foreignBefore, settled });
+};
 
 describe('checkInvariants (findViolations on hand-made states)', () => {
   it('finds nothing wrong with a consistent state, settled or not', () => {
@@ -71,14 +83,19 @@ describe('checkInvariants (findViolations on hand-made states)', () => {
   });
 
   it('ignores expired items, which may disagree with anything', () => {
-    const stale = lease('10.244.3.0/24', A, 5, EXPIRED).map((i) => ({ ...i, pk: i.pk.replace(A, 'i-old') }));
+    const stale = lease('10.244.3.0/24', A, EXPIRED).map((i) => ({ ...i, pk: i.pk.replace(A, 'i-old') }));
     expect(violations({ items: [...good.items, ...stale] })).toEqual([]);
   });
 
-  it('1: reports a live SLOT or INSTANCE item that no live lease names back', () => {
-    const orphanSlot = { pk: 'SLOT#2', subnet: '10.244.9.0/24', instanceId: A, expiresAt: LIVE };
-    expect(violations({ items: [...good.items, orphanSlot] })).toEqual([
-      expect.stringMatching(/^1: live SLOT#2 claims 10\.244\.9\.0\/24/),
+  it('1: reports a live INSTANCE item that no live lease names back, and a lease without one', () => {
+    const orphan = {
+      pk: 'INSTANCE#i-0000000000000000c',
+      subnet: '10.244.9.0/24',
+      instanceId: 'i-0000000000000000c',
+      expiresAt: LIVE,
+    };
+    expect(violations({ items: [...good.items, orphan] })).toEqual([
+      expect.stringMatching(/^1: live INSTANCE#i-0+c claims 10\.244\.9\.0\/24/),
     ]);
     const noInstance = good.items.filter((i) => i.pk !== `INSTANCE#${B}`);
     expect(violations({ items: noInstance })).toEqual([
@@ -87,45 +104,53 @@ describe('checkInvariants (findViolations on hand-made states)', () => {
   });
 
   it('1: reports overlapping live leases and a subnet outside the leasable range', () => {
-    const overlap = lease('10.244.2.0/23', 'i-0000000000000000c', 2);
+    const overlap = lease('10.244.2.0/23', 'i-0000000000000000c');
     expect(violations({ items: [...good.items, ...overlap] })).toContainEqual(
       expect.stringMatching(/^1: .* overlap/),
     );
-    const outside = lease('10.245.0.0/24', 'i-0000000000000000d', 3);
+    const outside = lease('10.245.0.0/24', 'i-0000000000000000d');
     expect(violations({ items: [...good.items, ...outside] })).toContainEqual(
       expect.stringMatching(/not a leasable subnet/),
     );
   });
 
   it('2: reports an instance holding two live leases', () => {
-    const second = lease('10.244.3.0/24', A, 2).filter((i) => !i.pk.startsWith('INSTANCE#'));
+    const second = lease('10.244.3.0/24', A).filter((i) => !i.pk.startsWith('INSTANCE#'));
     expect(violations({ items: [...good.items, ...second] })).toContainEqual(
       expect.stringMatching(/^2: .* holds 2 live leases/),
     );
   });
 
-  it('3: reports more live leases than RouteLimit minus foreign routes, and slots beyond the capacity', () => {
+  it('3: reports more live leases than RouteLimit minus foreign routes', () => {
     // capacity = 6 - 3 foreign = 3
     const more = [
-      ...lease('10.244.3.0/24', 'i-0000000000000000c', 2),
-      ...lease('10.244.4.0/24', 'i-0000000000000000d', 7),
+      ...lease('10.244.3.0/24', 'i-0000000000000000c'),
+      ...lease('10.244.4.0/24', 'i-0000000000000000d'),
     ];
-    const found = violations({ items: [...good.items, ...more] });
-    expect(found).toContainEqual(expect.stringMatching(/^3: 4 live leases but rtb-0a+ admits 3/));
-    expect(found).toContainEqual(expect.stringMatching(/^3: live SLOT#7 is outside the capacity 0-2/));
+    expect(violations({ items: [...good.items, ...more] })).toContainEqual(
+      expect.stringMatching(/^3: 4 live leases but rtb-0a+ admits 3/),
+    );
   });
 
-  it('3: accepts tombstones above the capacity, reports malformed slot items and, settled, tombstones below it', () => {
-    const above = { pk: 'SLOT#5', blocked: true };
-    expect(violations({ items: [...good.items, above] }, true)).toEqual([]);
-    const below = { pk: 'SLOT#2', blocked: true };
-    expect(violations({ items: [...good.items, below] })).toEqual([]);
-    expect(violations({ items: [...good.items, below] }, true)).toEqual([
-      expect.stringMatching(/^settled: SLOT#2 is blocked below the capacity 3/),
+  it('3: reports a ledger that does not count every lease item, or admits more than RouteLimit', () => {
+    const expired = lease('10.244.3.0/24', 'i-0000000000000000c', EXPIRED);
+    const undercount = { pk: 'CAPACITY', used: 2, capacity: 3, routeLimit: 6 };
+    const leases = good.items.filter((i) => i.pk !== 'CAPACITY');
+    expect(violations({ items: [...leases, ...expired, undercount] })).toEqual([
+      expect.stringMatching(/^3: CAPACITY counts 2 places but the table holds 3 lease items/),
     ]);
-    const forever = { pk: 'SLOT#2', subnet: '10.244.9.0/24', instanceId: A };
-    expect(violations({ items: [...good.items, forever] })).toEqual([
-      expect.stringMatching(/^3: SLOT#2 is neither a lease's claim nor a tombstone/),
+    const beyond = { pk: 'CAPACITY', used: 2, capacity: 7, routeLimit: 6 };
+    expect(violations({ items: [...leases, beyond] })).toEqual([
+      expect.stringMatching(/^3: CAPACITY admits 7, more than RouteLimit 6/),
+    ]);
+  });
+
+  it('settled: reports a ledger whose capacity is not the one the tables leave', () => {
+    const stale = { pk: 'CAPACITY', used: 2, capacity: 2, routeLimit: 6 };
+    const leases = good.items.filter((i) => i.pk !== 'CAPACITY');
+    expect(violations({ items: [...leases, stale] })).toEqual([]);
+    expect(violations({ items: [...leases, stale] }, true)).toEqual([
+      expect.stringMatching(/^settled: CAPACITY admits 2 but the tables leave 3/),
     ]);
   });
 

@@ -8,6 +8,7 @@ import { createDependencies, type Dependencies } from '../../shared/adapters/dep
 import type { CoreLogger } from '../../shared/adapters/observability.js';
 import { parseNetworkConfig } from '../../shared/network-config.js';
 import type { Clock } from '../../shared/ports.js';
+import { capacity, routeTableSnapshot } from '../../shared/route-capacity.js';
 import type { MotoContext } from './aws.js';
 
 export const quietLogger = new Logger({ serviceName: 'vpc-lease-test', logLevel: 'SILENT' });
@@ -44,7 +45,15 @@ export async function createControlPlane(
       Backend: { Type: 'aws-vpc', RouteTableID: vpc.routeTableId },
     },
   );
-  await deps.store.putConfig(config, undefined, deps.clock.now());
-  await deps.routes.refreshSnapshot(config);
+  // As a publish does it: the config with the route capacity its tables leave, then the snapshot.
+  const tables = await deps.routes.tablesInScope(config);
+  const now = deps.clock.now();
+  await deps.store.putConfig(
+    config,
+    undefined,
+    now,
+    capacity(config, routeTableSnapshot(config, tables, now)),
+  );
+  await deps.routes.refreshSnapshot(config, tables);
   return { ...deps, vpc, launch: (count = 1) => launchInstances(aws.ec2, vpc.subnetId, count) };
 }

@@ -123,7 +123,7 @@ export async function terminate(ec2: EC2Client, ...instanceIds: string[]): Promi
 export function leaseFor(
   host: LaunchedInstance,
   subnet: string,
-  options: { expiresAt: Date; slot?: number; routes?: readonly LeaseRoute[] },
+  options: { expiresAt: Date; routes?: readonly LeaseRoute[] },
 ): Lease {
   return {
     subnet: parseCidr(subnet),
@@ -132,7 +132,6 @@ export function leaseFor(
     networkInterfaceId: host.networkInterfaceId,
     expiresAt: options.expiresAt,
     routes: options.routes ?? [],
-    slot: options.slot ?? 0,
   };
 }
 

@@ -31,8 +31,8 @@ import type { ErrorJson, LeaseJson } from '../../shared/http/contract.js';
 import { LeaseService } from '../../shared/lease-service.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../../shared/network-config.js';
 import type { Clock } from '../../shared/ports.js';
+import { capacity, routeTableSnapshot } from '../../shared/route-capacity.js';
 import { RouteService } from '../../shared/route-service.js';
-import { SlotKeeper } from '../../shared/slot-keeper.js';
 import { type MotoContext, TEST_REGION } from './aws.js';
 import { quietLogger } from './control-plane.js';
 import { createNetworkFixture, launchHosts, type NetworkFixture } from './ec2-fixtures.js';
@@ -194,14 +194,13 @@ export async function createFaultyPlane(
 
   const store = new DynamoDbLeaseStore(dynamo, tableName);
   const instances = new Ec2Instances(ec2);
-  const slots = new SlotKeeper({ store, clock });
   const routes = new RouteService({
     routes: new Ec2RouteTables(ec2),
     instances,
     store,
     clock,
     vpcId: fixture.vpcId,
-    slots,
+    ledger: store.capacity,
   });
   const leases = new LeaseService({
     store,
@@ -221,13 +220,16 @@ export async function createFaultyPlane(
     store: cleanStore,
     clock,
     vpcId: fixture.vpcId,
-    slots: new SlotKeeper({ store: cleanStore, clock }),
+    ledger: cleanStore.capacity,
   });
-  await cleanStore.putConfig(config, undefined, clock.now());
-  await cleanRoutes.refreshSnapshot(config);
+  // As a publish does it: the config with the route capacity its tables leave, then the snapshot.
+  const tables = await cleanRoutes.tablesInScope(config);
+  const at = clock.now();
+  await cleanStore.putConfig(config, undefined, at, capacity(config, routeTableSnapshot(config, tables, at)));
+  await cleanRoutes.refreshSnapshot(config, tables);
   const foreignBefore = await snapshotForeignRoutes({ ec2: aws.ec2, vpcId: fixture.vpcId, config });
 
-  const configs = new ConfigService({ store, instances, routes, slots, clock, vpcId: fixture.vpcId });
+  const configs = new ConfigService({ store, instances, routes, clock, vpcId: fixture.vpcId });
   const adminService = new AdminService({ store, instances, leases, configs, routes, clock });
   const adminHandler = buildAdminHandler({ admin: adminService, hosts: TEST_HOSTS, logger: quietLogger });
   const leaseHandler = buildLeaseHandler({ leases, hosts: TEST_HOSTS, logger: quietLogger });

@@ -4,13 +4,12 @@
  * read with a client that has no fault injection. Independent of the code under test:
  * it reads raw items and EC2's own route shapes, and decides ownership itself.
  *
- *   1. no subnet is held by two live leases, and the three items of a live lease agree
- *      (SUBNET#, INSTANCE#, SLOT#: a live INSTANCE or SLOT item names a live lease that
- *      names it back);
+ *   1. no subnet is held by two live leases, and the two items of a live lease agree
+ *      (SUBNET#, INSTANCE#: a live INSTANCE item names a live lease that names it back);
  *   2. an instance holds at most one live lease;
- *   3. live leases (and live slots) per table in scope <= RouteLimit - foreign routes of
- *      that table, and every live slot number < that capacity; every SLOT item is a lease's
- *      claim or a tombstone (a slot a capacity change blocked);
+ *   3. live leases per table in scope <= RouteLimit - foreign routes of that table; the
+ *      capacity ledger (CAPACITY) counts exactly the lease items, live and expired (each
+ *      holds a route until reclaimed), and admits no more than RouteLimit allows;
  *   4. every route vpc-lease does not own is exactly as it was (compared with a snapshot
  *      taken before the run, and again after each foreign route a test writes), in every
  *      table of the VPC, in scope or not; ownership as DESIGN.md defines it (isOwned);
@@ -22,8 +21,8 @@
  * Network with an ENI/instance target is a live lease's route to its holder's ENI; every
  * live lease has its route, active, in every table in scope, with its states stored as
  * active and its ENI's source/destination check off; no live lease is held by a dead
- * instance; each table holds at most RouteLimit routes; and no tombstone blocks a slot below
- * the capacity (room lost).
+ * instance; each table holds at most RouteLimit routes; and the ledger's capacity is the one
+ * the tables leave (RouteLimit minus the foreign routes of the fullest table).
  */
 import {
   DescribeInstancesCommand,
@@ -65,7 +64,6 @@ export interface RawItem {
   readonly networkInterfaceId?: string;
   readonly privateIp?: string;
   readonly expiresAt?: number;
-  readonly slot?: number;
   readonly routes?: readonly { routeTableId: string; state: string }[];
   readonly [key: string]: unknown;
 }
@@ -106,7 +104,6 @@ export interface LiveLease {
   readonly subnet: string;
   readonly instanceId: string;
   readonly networkInterfaceId: string;
-  readonly slot: number;
   readonly expiresAt: number;
   readonly routes: readonly { routeTableId: string; state: string }[];
 }
@@ -280,7 +277,6 @@ export function liveLeases(items: readonly RawItem[], now: Date): LiveLease[] {
       subnet: String(i.subnet),
       instanceId: String(i.instanceId),
       networkInterfaceId: String(i.networkInterfaceId),
-      slot: Number(i.slot),
       expiresAt: Number(i.expiresAt),
       routes: i.routes ?? [],
     }));
@@ -297,7 +293,7 @@ export function findViolations(
   const live = liveLeases(state.items, now);
   const scoped = state.tables.filter((t) => t.inScope);
 
-  // -- 1: one live lease per subnet, no overlap, the three items agree
+  // -- 1: one live lease per subnet, no overlap, both items agree
   const seen = new Map<string, LiveLease>();
   for (const lease of live) {
     const cidr = parse(lease.subnet);
@@ -325,17 +321,6 @@ export function findViolations(
         `1: live lease ${key} of ${lease.instanceId} has no live INSTANCE item naming it (found ${describe(claim)})`,
       );
     }
-    const slot = byPk.get(`SLOT#${lease.slot}`);
-    if (
-      !slot ||
-      !isLiveAt(slot, now) ||
-      slot.subnet !== lease.subnet ||
-      slot.instanceId !== lease.instanceId
-    ) {
-      violations.push(
-        `1: live lease ${key} of ${lease.instanceId} has no live SLOT#${lease.slot} item naming it (found ${describe(slot)})`,
-      );
-    }
   }
   for (const item of state.items) {
     if (!isLiveAt(item, now)) continue;
@@ -343,19 +328,6 @@ export function findViolations(
       const lease = byPk.get(`SUBNET#${item.subnet}`);
       if (!lease || !isLiveAt(lease, now) || lease.instanceId !== item.instanceId) {
         violations.push(`1: live ${item.pk} claims ${item.subnet}, held by ${describe(lease)}`);
-      }
-    } else if (item.pk.startsWith('SLOT#')) {
-      const lease = byPk.get(`SUBNET#${item.subnet}`);
-      const slot = Number(item.pk.slice('SLOT#'.length));
-      if (
-        !lease ||
-        !isLiveAt(lease, now) ||
-        lease.instanceId !== item.instanceId ||
-        Number(lease.slot) !== slot
-      ) {
-        violations.push(
-          `1: live ${item.pk} claims ${item.subnet} for ${item.instanceId}, held by ${describe(lease)}`,
-        );
       }
     }
   }
@@ -371,7 +343,6 @@ export function findViolations(
 
   // -- 3: live leases within RouteLimit - foreign routes of every table in scope
   const limit = config.backend.routeLimit;
-  const liveSlots = state.items.filter((i) => i.pk.startsWith('SLOT#') && isLiveAt(i, now));
   let capacity = limit;
   for (const table of scoped) {
     const foreign = table.routes.filter((r) => countsTowardQuota(r) && !isOwned(config, table, r)).length;
@@ -381,31 +352,22 @@ export function findViolations(
         `3: ${live.length} live leases but ${table.routeTableId} admits ${limit - foreign} (RouteLimit ${limit} - ${foreign} foreign)`,
       );
     }
-    if (liveSlots.length > limit - foreign) {
+  }
+  // The ledger: one place per lease item (live or expired: its routes stay until reclaimed),
+  // never admitting more than RouteLimit, and once settled, what the tables leave.
+  const ledger = byPk.get('CAPACITY');
+  const leaseItems = state.items.filter((i) => i.pk.startsWith('SUBNET#')).length;
+  if (!ledger) {
+    if (leaseItems > 0) violations.push(`3: ${leaseItems} lease items but no CAPACITY item counts them`);
+  } else {
+    if (ledger.used !== leaseItems)
       violations.push(
-        `3: ${liveSlots.length} live slots but ${table.routeTableId} admits ${limit - foreign}`,
+        `3: CAPACITY counts ${String(ledger.used)} places but the table holds ${leaseItems} lease items`,
       );
-    }
-  }
-  for (const slot of liveSlots) {
-    const n = Number(slot.pk.slice('SLOT#'.length));
-    if (!(Number.isInteger(n) && n >= 0 && n < capacity))
-      violations.push(`3: live ${slot.pk} is outside the capacity 0-${capacity - 1}`);
-  }
-  // A SLOT item is a lease's claim (subnet, holder, expiry) or a tombstone ({blocked: true}, a
-  // slot a capacity change took out of use). Anything else never expires: capacity lost for good.
-  for (const item of state.items) {
-    if (!item.pk.startsWith('SLOT#')) continue;
-    const claim =
-      typeof item.expiresAt === 'number' &&
-      typeof item.subnet === 'string' &&
-      typeof item.instanceId === 'string';
-    const tombstone = item.blocked === true && item.expiresAt === undefined && item.subnet === undefined;
-    if (!claim && !tombstone)
-      violations.push(`3: ${item.pk} is neither a lease's claim nor a tombstone: ${JSON.stringify(item)}`);
-    if (tombstone && input.settled && Number(item.pk.slice('SLOT#'.length)) < capacity) {
-      violations.push(`settled: ${item.pk} is blocked below the capacity ${capacity}: room lost`);
-    }
+    if (typeof ledger.capacity !== 'number' || ledger.capacity > limit)
+      violations.push(`3: CAPACITY admits ${String(ledger.capacity)}, more than RouteLimit ${limit}`);
+    if (input.settled && scoped.length > 0 && ledger.capacity !== Math.max(0, capacity))
+      violations.push(`settled: CAPACITY admits ${String(ledger.capacity)} but the tables leave ${capacity}`);
   }
 
   // -- 4: foreign routes untouched, in every table of the VPC

@@ -4,17 +4,15 @@ import { contains, formatCidr, parseCidr } from '../../shared/cidr.js';
 import type { Lease } from '../../shared/lease.js';
 import { parseNetworkConfig } from '../../shared/network-config.js';
 import type { InstanceInfo, RouteEntry, RouteTable } from '../../shared/ports.js';
+import { capacity, routeTableSnapshot, routeUsage } from '../../shared/route-capacity.js';
 import {
   applyRouteChanges,
-  capacity,
   type DeadHolders,
   findDeadHolders,
   leaseRouteStates,
   NO_DEAD_HOLDERS,
   planRoutes,
   type RouteChange,
-  routeTableSnapshot,
-  routeUsage,
 } from '../../shared/route-planner.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
@@ -35,7 +33,6 @@ function lease(n: number, options: { expiresAt?: Date; subnet?: string } = {}): 
     networkInterfaceId: eniId(n),
     expiresAt: options.expiresAt ?? LATER,
     routes: [],
-    slot: n,
   };
 }
 
