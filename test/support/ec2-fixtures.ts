@@ -143,7 +143,7 @@ export function leaseFor(
 export async function routesOf(ec2: EC2Client, routeTableId: string): Promise<[string, string][]> {
   const out = await ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [routeTableId] }));
   return (out.RouteTables?.[0]?.Routes ?? []).map((r) => [
-    r.DestinationCidrBlock ?? r.DestinationPrefixListId ?? '?',
+    r.DestinationCidrBlock ?? r.DestinationIpv6CidrBlock ?? r.DestinationPrefixListId ?? '?',
     targetOf(r),
   ]);
 }
@@ -253,7 +253,7 @@ function targetOf(route: Route): string {
 
 /**
  * moto (5.2, ec2/models/route_tables.py create_route) skips its RouteAlreadyExists check
- * when the target is a NetworkInterfaceId and silently overwrites the route; real EC2
+ * when the target is a NetworkInterfaceId and silently overwrites the route (IPv4 and IPv6 alike); real EC2
  * refuses with RouteAlreadyExists ("The route identified by ... already exists").
  * This restores EC2's answer: before a CreateRoute with an ENI target, it asks moto itself
  * (through a separate, uncounted client) whether the table already routes the destination,
@@ -266,27 +266,25 @@ export function restoreRouteAlreadyExists(client: EC2Client, endpoint: string, r
       const input = args.input as {
         RouteTableId?: string;
         DestinationCidrBlock?: string;
+        DestinationIpv6CidrBlock?: string;
         NetworkInterfaceId?: string;
       };
-      if (
-        context.commandName !== 'CreateRouteCommand' ||
-        !input.NetworkInterfaceId ||
-        !input.DestinationCidrBlock
-      ) {
+      const destination = input.DestinationCidrBlock ?? input.DestinationIpv6CidrBlock;
+      if (context.commandName !== 'CreateRouteCommand' || !input.NetworkInterfaceId || !destination) {
         return next(args);
       }
       const out = await probe
         .send(new DescribeRouteTablesCommand({ RouteTableIds: [input.RouteTableId ?? ''] }))
         .catch(() => undefined);
       const taken = out?.RouteTables?.[0]?.Routes?.some(
-        (r) => r.DestinationCidrBlock === input.DestinationCidrBlock,
+        (r) => (r.DestinationCidrBlock ?? r.DestinationIpv6CidrBlock) === destination,
       );
       if (!taken) return next(args);
       return {
         response: ec2ErrorResponse(
           400,
           'RouteAlreadyExists',
-          `The route identified by ${input.DestinationCidrBlock} already exists.`,
+          `The route identified by ${destination} already exists.`,
         ),
       };
     },
