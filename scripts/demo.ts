@@ -495,7 +495,8 @@ function formatRouteTables(tables: readonly RouteTable[], hosts: readonly Launch
 function formatRouteTable(table: RouteTable, byEni: ReadonlyMap<string, string>): string {
   const main = table.Associations?.some((a) => a.Main) ? ' (main)' : '';
   const rows = (table.Routes ?? []).map((route) => {
-    const destination = route.DestinationCidrBlock ?? route.DestinationPrefixListId ?? '?';
+    const destination =
+      route.DestinationCidrBlock ?? route.DestinationIpv6CidrBlock ?? route.DestinationPrefixListId ?? '?';
     const target =
       route.NetworkInterfaceId !== undefined
         ? `${route.NetworkInterfaceId}${byEni.has(route.NetworkInterfaceId) ? ` (${byEni.get(route.NetworkInterfaceId)})` : ''}`

@@ -6,7 +6,13 @@
 import { formatCidr, overlaps, parseCidr } from './cidr.js';
 import { ConfigMissingError, ConflictError, ValidationError } from './errors.js';
 import { isLive, type Lease } from './lease.js';
-import { isLeasable, type NetworkConfig, parseNetworkConfig } from './network-config.js';
+import {
+  isLeasable,
+  type NetworkConfig,
+  parseNetworkConfig,
+  refuseIpv6VpcOverlap,
+  refuseUnroutedDualStack,
+} from './network-config.js';
 import type {
   Clock,
   InstancePort,
@@ -89,6 +95,7 @@ export class ConfigService {
         );
       }
     }
+    if (config.ipv6) refuseIpv6VpcOverlap(config, await instances.describeVpcIpv6Cidrs(vpcId), vpcId);
 
     // Also proves each listed route table exists in the VPC (the adapter refuses unknown ones).
     const tables = await routes.tablesInScope(config);
@@ -97,6 +104,8 @@ export class ConfigService {
         `${vpcId} has no route table in scope of Backend.RouteTableID; nothing could be routed.`,
       );
     }
+    // After every other check of the config (400), so that a dual-stack config is validated in full.
+    refuseUnroutedDualStack(config);
     return { config, tables };
   }
 

@@ -178,11 +178,23 @@ export interface RouteEntry {
 export interface RouteTable {
   readonly routeTableId: string;
   readonly vpcId: string;
+  /** IPv4 routes (DestinationCidrBlock) and prefix-list routes */
   readonly routes: readonly RouteEntry[];
+  /**
+   * IPv6 routes (DestinationIpv6CidrBlock), kept apart because AWS counts them against a
+   * "Routes per route table" quota of their own. Optional only so that code that builds
+   * IPv4 tables by hand needs no change; the EC2 adapter always fills it.
+   */
+  readonly ipv6Routes?: readonly RouteEntry[];
 }
 
 export type CreateRouteOutcome = 'created' | 'exists';
 
+/**
+ * `destination` is an IPv4 CIDR (DestinationCidrBlock) or an IPv6 one (DestinationIpv6CidrBlock,
+ * told apart by its colons); IPv6 destinations should be in canonical form (formatCidr), as
+ * EC2 describes them.
+ */
 export interface RouteTablePort {
   /** The tables with these ids, or every table of the VPC when `routeTableIds` is undefined (paginated). */
   describeRouteTables(scope: { vpcId: string; routeTableIds?: readonly string[] }): Promise<RouteTable[]>;
@@ -223,4 +235,6 @@ export interface InstancePort {
   disableSourceDestCheck(networkInterfaceId: string): Promise<void>;
   /** Every IPv4 CIDR block associated with the VPC. */
   describeVpcCidrs(vpcId: string): Promise<string[]>;
+  /** Every IPv6 CIDR block associated with the VPC (Amazon-provided, BYOIP or IPAM); [] when none. */
+  describeVpcIpv6Cidrs(vpcId: string): Promise<string[]>;
 }

@@ -1,7 +1,7 @@
 /**
- * What the seed guide's VPC wizard builds, in moto: a VPC 10.0.0.0/16 tagged
- * Name=vpc-lease-local, a public subnet, an internet gateway and its route table
- * (0.0.0.0/0 -> igw). Also launches "hosts" into it.
+ * What the seed guide's VPC wizard builds, in moto: a dual-stack VPC 10.0.0.0/16 tagged
+ * Name=vpc-lease-local with an Amazon-provided IPv6 /56, a public subnet, an internet
+ * gateway and its route table (0.0.0.0/0 and ::/0 -> igw). Also launches "hosts" into it.
  */
 
 import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
@@ -25,6 +25,8 @@ export interface SeededVpc {
   subnetId: string;
   internetGatewayId: string;
   routeTableId: string;
+  /** the VPC's Amazon-provided IPv6 block (set by seedVpc; an IPv6Network must stay clear of it) */
+  ipv6Cidr?: string;
 }
 
 export const LOCAL_VPC_NAME = 'vpc-lease-local';
@@ -42,10 +44,13 @@ export async function seedVpc(
   const vpc = await ec2.send(
     new CreateVpcCommand({
       CidrBlock: options.cidr ?? '10.0.0.0/16',
+      // as the wizard's "Amazon-provided IPv6 CIDR block": every route table gets its local IPv6 route
+      AmazonProvidedIpv6CidrBlock: true,
       TagSpecifications: [{ ResourceType: 'vpc', Tags: [{ Key: 'Name', Value: name }] }],
     }),
   );
   const vpcId = vpc.Vpc!.VpcId!;
+  const ipv6Cidr = vpc.Vpc!.Ipv6CidrBlockAssociationSet?.[0]?.Ipv6CidrBlock;
   const subnet = await ec2.send(
     new CreateSubnetCommand({
       VpcId: vpcId,
@@ -71,8 +76,15 @@ export async function seedVpc(
       GatewayId: internetGatewayId,
     }),
   );
+  await ec2.send(
+    new CreateRouteCommand({
+      RouteTableId: routeTableId,
+      DestinationIpv6CidrBlock: '::/0',
+      GatewayId: internetGatewayId,
+    }),
+  );
   await ec2.send(new AssociateRouteTableCommand({ RouteTableId: routeTableId, SubnetId: subnetId }));
-  return { vpcId, subnetId, internetGatewayId, routeTableId };
+  return { vpcId, subnetId, internetGatewayId, routeTableId, ...(ipv6Cidr ? { ipv6Cidr } : {}) };
 }
 
 export interface LaunchedInstance {

@@ -122,7 +122,28 @@ export class Ec2Instances implements InstancePort {
       throw toDomainError('EC2', error);
     }
   }
+
+  /**
+   * Blocks still being associated count too: a block on its way in must not be leased out
+   * as pod addresses. Disassociating and failed ones are left out.
+   */
+  async describeVpcIpv6Cidrs(vpcId: string): Promise<string[]> {
+    try {
+      const out = await this.ec2.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }));
+      const vpc = out.Vpcs?.[0];
+      if (!vpc) throw vpcNotFound(vpcId);
+      const cidrs = (vpc.Ipv6CidrBlockAssociationSet ?? [])
+        .filter((a) => IPV6_BLOCK_STATES.has(a.Ipv6CidrBlockState?.State ?? '') && a.Ipv6CidrBlock)
+        .map((a) => a.Ipv6CidrBlock!);
+      return [...new Set(cidrs)];
+    } catch (error) {
+      if (errorName(error) === 'InvalidVpcID.NotFound') throw vpcNotFound(vpcId, error);
+      throw toDomainError('EC2', error);
+    }
+  }
 }
+
+const IPV6_BLOCK_STATES: ReadonlySet<string> = new Set(['associated', 'associating']);
 
 function toInstanceInfo(instance: Instance): InstanceInfo | undefined {
   const instanceId = instance.InstanceId;

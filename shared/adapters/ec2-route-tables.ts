@@ -79,14 +79,15 @@ export class Ec2RouteTables implements RouteTablePort {
       await this.ec2.send(
         new CreateRouteCommand({
           RouteTableId: routeTableId,
-          DestinationCidrBlock: destination,
+          ...destinationOf(destination),
           NetworkInterfaceId: networkInterfaceId,
         }),
       );
       return 'created';
     } catch (error) {
       if (errorName(error) === 'RouteAlreadyExists') return 'exists';
-      if (errorName(error) === 'RouteLimitExceeded') throw await this.routeLimitError(routeTableId, error);
+      if (errorName(error) === 'RouteLimitExceeded')
+        throw await this.routeLimitError(routeTableId, isIpv6Destination(destination), error);
       throw mapRouteError(error, { routeTableId, destination, networkInterfaceId });
     }
   }
@@ -102,7 +103,7 @@ export class Ec2RouteTables implements RouteTablePort {
       await this.ec2.send(
         new ReplaceRouteCommand({
           RouteTableId: routeTableId,
-          DestinationCidrBlock: destination,
+          ...destinationOf(destination),
           NetworkInterfaceId: networkInterfaceId,
         }),
       );
@@ -118,7 +119,7 @@ export class Ec2RouteTables implements RouteTablePort {
   async deleteRoute(routeTableId: string, destination: string): Promise<'deleted' | 'absent'> {
     try {
       await this.ec2.send(
-        new DeleteRouteCommand({ RouteTableId: routeTableId, DestinationCidrBlock: destination }),
+        new DeleteRouteCommand({ RouteTableId: routeTableId, ...destinationOf(destination) }),
       );
       return 'deleted';
     } catch (error) {
@@ -131,14 +132,23 @@ export class Ec2RouteTables implements RouteTablePort {
    * EC2 refused a route because the table is at its quota ("Routes per route table").
    * EC2 does not say the quota, but it is the number of routes the table holds right
    * now, so one Describe of that table (only on this rare path, which ends the grant)
-   * makes the error say used/limit truthfully.
+   * makes the error say used/limit truthfully. IPv4 and IPv6 routes have separate quotas:
+   * only routes of the refused destination's family are counted.
    */
-  private async routeLimitError(routeTableId: string, cause: unknown): Promise<RouteLimitExceededError> {
+  private async routeLimitError(
+    routeTableId: string,
+    ipv6: boolean,
+    cause: unknown,
+  ): Promise<RouteLimitExceededError> {
     let used = DEFAULT_ROUTE_LIMIT;
     try {
       const out = await this.ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [routeTableId] }));
       const routes = out.RouteTables?.[0]?.Routes ?? [];
-      used = routes.filter((r) => r.DestinationCidrBlock && r.Origin !== 'EnableVgwRoutePropagation').length;
+      used = routes.filter(
+        (r) =>
+          (ipv6 ? r.DestinationIpv6CidrBlock : r.DestinationCidrBlock) &&
+          r.Origin !== 'EnableVgwRoutePropagation',
+      ).length;
     } catch {
       // keep the default: the error below is what matters
     }
@@ -148,21 +158,25 @@ export class Ec2RouteTables implements RouteTablePort {
 
 function toRouteTable(table: Ec2RouteTable, vpcId: string): RouteTable {
   const routes: RouteEntry[] = [];
+  const ipv6Routes: RouteEntry[] = [];
   for (const route of table.Routes ?? []) {
-    const entry = toRouteEntry(route);
-    if (entry) routes.push(entry);
+    if (route.DestinationIpv6CidrBlock) {
+      ipv6Routes.push(toRouteEntry(route, route.DestinationIpv6CidrBlock));
+      continue;
+    }
+    const destination = route.DestinationCidrBlock ?? route.DestinationPrefixListId;
+    if (destination) routes.push(toRouteEntry(route, destination));
   }
-  return { routeTableId: table.RouteTableId ?? '', vpcId: table.VpcId ?? vpcId, routes };
+  return { routeTableId: table.RouteTableId ?? '', vpcId: table.VpcId ?? vpcId, routes, ipv6Routes };
 }
 
 /**
- * IPv6 routes are left out: they have their own quota and vpc-lease leases IPv4 only.
- * Prefix-list routes are kept, with the prefix list id as destination, so they count
- * as foreign routes (never parsed as a subnet, never touched).
+ * IPv4 and IPv6 routes land in separate lists (see RouteTable): AWS counts each family
+ * against its own quota. Prefix-list routes are kept in the IPv4 list, with the prefix
+ * list id as destination, so they count as foreign routes (never parsed as a subnet,
+ * never touched).
  */
-function toRouteEntry(route: Route): RouteEntry | undefined {
-  const destination = route.DestinationCidrBlock ?? route.DestinationPrefixListId;
-  if (!destination) return undefined;
+function toRouteEntry(route: Route, destination: string): RouteEntry {
   const otherTarget =
     route.GatewayId ??
     route.NatGatewayId ??
@@ -181,6 +195,18 @@ function toRouteEntry(route: Route): RouteEntry | undefined {
     state: route.State === 'blackhole' ? 'blackhole' : 'active',
     origin: route.Origin ?? 'CreateRoute',
   };
+}
+
+/** An IPv6 CIDR has colons, an IPv4 one never does. */
+const isIpv6Destination = (destination: string): boolean => destination.includes(':');
+
+/** The request field EC2 wants for the destination's family. */
+function destinationOf(
+  destination: string,
+): { DestinationCidrBlock: string } | { DestinationIpv6CidrBlock: string } {
+  return isIpv6Destination(destination)
+    ? { DestinationIpv6CidrBlock: destination }
+    : { DestinationCidrBlock: destination };
 }
 
 /** ReplaceRoute's answer when there is no route to the destination (EC2 says so with InvalidParameterValue). */

@@ -31,6 +31,10 @@ export interface LeaseRouteJson {
 export interface LeaseJson {
   subnet: string;
   network: string;
+  /** dual stack only: the IPv6 subnet paired with `subnet` (same index), e.g. "fd00:10:244:7::/64" */
+  ipv6Subnet?: string;
+  /** dual stack only: the config's IPv6Network, e.g. "fd00:10:244::/56" */
+  ipv6Network?: string;
   instanceId: string;
   privateIp: string;
   networkInterfaceId: string;

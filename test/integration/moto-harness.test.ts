@@ -4,6 +4,7 @@ import {
   type CreateRouteCommandInput,
   DeleteRouteCommand,
   DescribeRouteTablesCommand,
+  DescribeVpcsCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,5 +137,24 @@ describe('the moto harness', () => {
         expect((o as PromiseRejectedResult).reason).toMatchObject(refusal('10.244.9.0/24'));
       }
     });
+  });
+
+  it('seeds a dual-stack VPC: an Amazon-provided IPv6 /56, its local route and ::/0 to the internet gateway', async () => {
+    const vpc = await seedVpc(aws.ec2);
+    const described = await aws.ec2.send(new DescribeVpcsCommand({ VpcIds: [vpc.vpcId] }));
+    const [block] = described.Vpcs?.[0]?.Ipv6CidrBlockAssociationSet ?? [];
+    expect(block?.Ipv6Pool).toBe('Amazon');
+    expect(block?.Ipv6CidrBlockState?.State).toBe('associated');
+    expect(block?.Ipv6CidrBlock).toMatch(/^[0-9a-f:]+::\/56$/);
+    expect(vpc.ipv6Cidr).toBe(block?.Ipv6CidrBlock);
+
+    const out = await aws.ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [vpc.routeTableId] }));
+    const ipv6Routes = (out.RouteTables?.[0]?.Routes ?? []).filter((r) => r.DestinationIpv6CidrBlock);
+    expect(ipv6Routes.map((r) => [r.DestinationIpv6CidrBlock, r.GatewayId])).toEqual(
+      expect.arrayContaining([
+        [vpc.ipv6Cidr, 'local'],
+        ['::/0', vpc.internetGatewayId],
+      ]),
+    );
   });
 });

@@ -141,7 +141,7 @@ export function leaseFor(
 export async function routesOf(ec2: EC2Client, routeTableId: string): Promise<[string, string][]> {
   const out = await ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [routeTableId] }));
   return (out.RouteTables?.[0]?.Routes ?? []).map((r) => [
-    r.DestinationCidrBlock ?? r.DestinationPrefixListId ?? '?',
+    r.DestinationCidrBlock ?? r.DestinationIpv6CidrBlock ?? r.DestinationPrefixListId ?? '?',
     targetOf(r),
   ]);
 }

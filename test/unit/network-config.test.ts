@@ -515,24 +515,7 @@ describe('parseNetworkConfig: the document as a whole', () => {
     expect(error.message.length).toBeLessThan(200);
   });
 
-  it.each([
-    ['IPv6Network', 'fd00:10:244::/56'],
-    ['IPv6SubnetLen', 64],
-    ['IPv6SubnetMin', 'fd00:10:244:1::'],
-    ['IPv6SubnetMax', 'fd00:10:244:ff::'],
-    ['EnableIPv6', true],
-  ])('refuses %s as not supported yet', (field, value) => {
-    expectRefused(minimal('10.244.0.0/16', { [field]: value }), field, 'not supported yet');
-  });
-
-  it.each(['IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax'])(
-    'refuses %s whatever its value, even false',
-    (field) => {
-      for (const value of [false, null, '', 0]) {
-        expectRefused(minimal('10.244.0.0/16', { [field]: value }), field, 'not supported yet');
-      }
-    },
-  );
+  // Dual stack (EnableIPv6 and the IPv6 fields): network-config-ipv6.test.ts.
 
   it('accepts EnableIPv6 false and EnableIPv4 true, the values flannel assumes', () => {
     const config = parseNetworkConfig(minimal('10.244.0.0/16', { EnableIPv4: true, EnableIPv6: false }));
