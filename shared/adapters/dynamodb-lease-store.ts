@@ -357,26 +357,26 @@ export class DynamoDbLeaseStore implements LeaseStore {
   }
 
   async updateRoutes(lease: Lease, routes: readonly LeaseRoute[]): Promise<Lease | undefined> {
-    try {
-      await this.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: { pk: subnetKey(lease.subnet) },
-                UpdateExpression: 'SET routes = :r',
-                ConditionExpression: 'instanceId = :i',
-                ExpressionAttributeValues: { ':r': routes, ':i': lease.instanceId },
-              },
+    // A failed condition means the lease changed hands; a lasting TransactionConflict proves
+    // nothing of the kind, so it is thrown (503, retry) instead of read as "not ours": a
+    // release that took it for "not ours" would delete the lease and leave its routes.
+    const failed = await this.transact(
+      {
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.tableName,
+              Key: { pk: subnetKey(lease.subnet) },
+              UpdateExpression: 'SET routes = :r',
+              ConditionExpression: 'instanceId = :i',
+              ExpressionAttributeValues: { ':r': routes, ':i': lease.instanceId },
             },
-          ],
-        }),
-      );
-    } catch (error) {
-      if (errorName(error) === 'TransactionCanceledException') return undefined;
-      throw error;
-    }
+          },
+        ],
+      },
+      { onConflict: 'throw' },
+    );
+    if (failed !== undefined) return undefined;
     return { ...lease, routes: [...routes] };
   }
 

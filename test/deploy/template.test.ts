@@ -340,11 +340,23 @@ describe('the CloudFormation template (serverless package, offline)', () => {
     });
 
     it('throttles the whole HTTP API from the stage parameters', () => {
-      expect(prod.template.Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({
+      // `--param` values reach the template as strings, which CloudFormation reads as numbers.
+      const settings = (template: typeof prod.template) => {
+        const { DetailedMetricsEnabled, ThrottlingRateLimit, ThrottlingBurstLimit } =
+          template.Resources.HttpApiStage.Properties.DefaultRouteSettings;
+        return {
+          DetailedMetricsEnabled,
+          ThrottlingRateLimit: Number(ThrottlingRateLimit),
+          ThrottlingBurstLimit: Number(ThrottlingBurstLimit),
+        };
+      };
+      expect(settings(prod.template)).toEqual({
+        DetailedMetricsEnabled: true,
         ThrottlingRateLimit: 50,
         ThrottlingBurstLimit: 100,
       });
-      expect(scoped.template.Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({
+      expect(settings(scoped.template)).toEqual({
+        DetailedMetricsEnabled: true,
         ThrottlingRateLimit: 20,
         ThrottlingBurstLimit: 40,
       });

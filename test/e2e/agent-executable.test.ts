@@ -213,6 +213,8 @@ describe('the built agent executable (npm run build:agent)', () => {
         join(workDir, 'sts', 'subnet.env'),
         '--mtu',
         '1500',
+        // an EC2-mode run masquerades by default; this one is about credentials, not iptables
+        '--no-ip-masq',
         '--once',
         '--log-format',
         'json',

@@ -304,6 +304,7 @@ describe('admin function through the middy chain (moto)', () => {
         foreign: 1,
         blackholes: 0,
         free: 20 - 1 - 3,
+        foreignClaims: [],
       });
       // public table: local route + 0.0.0.0/0 -> igw + 3 lease routes
       expect(byId.get(publicTable)).toEqual({
@@ -314,6 +315,7 @@ describe('admin function through the middy chain (moto)', () => {
         foreign: 2,
         blackholes: 0,
         free: 20 - 2 - 3,
+        foreignClaims: [],
       });
 
       // A holder terminated with no event delivered: its routes now lead nowhere.

@@ -60,7 +60,12 @@ class RacingStore extends DynamoDbLeaseStore {
   }
 }
 
-const racingStore = async () => new RacingStore(aws.dynamo, await aws.newTable());
+/** A racing store on a fresh table whose route capacity leaves room for every test's leases. */
+async function racingStore(): Promise<RacingStore> {
+  const store = new RacingStore(aws.dynamo, await aws.newTable());
+  await store.capacity.resize(50, 50);
+  return store;
+}
 
 const MUTATIONS = [
   'EC2.CreateRoute',
