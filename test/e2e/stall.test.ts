@@ -176,7 +176,14 @@ describe('an engine stall on the local stack (moto paused with SIGSTOP)', () => 
     expect(new Set(subnets).size).toBe(runs.length);
     for (const run of runs) expect(run.lease!.instanceId).toBe(run.host.instanceId);
 
-    const list = await ask('GET', `${stack.apiUrl}/v1/admin/leases?limit=1000`, operatorHeaders());
+    // An operator's read right after a storm may still meet a busy engine: it gets 503 with
+    // Retry-After, and asks again as the CLI tells it to.
+    const listDeadline = Date.now() + 120_000;
+    let list = await ask('GET', `${stack.apiUrl}/v1/admin/leases?limit=1000`, operatorHeaders());
+    while (list.status === 503 && list.retryAfter !== null && Date.now() < listDeadline) {
+      await new Promise((resolve) => setTimeout(resolve, Number(list.retryAfter) * 1000));
+      list = await ask('GET', `${stack.apiUrl}/v1/admin/leases?limit=1000`, operatorHeaders());
+    }
     expect(list.status).toBe(200);
     const held = new Map(
       (JSON.parse(list.text) as { leases: LeaseJson[] }).leases.map((l) => [l.instanceId, l.subnet]),
