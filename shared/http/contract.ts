@@ -2,6 +2,8 @@
  * The HTTP contract (docs/api.md), shared by the functions, the host agent and the admin CLI.
  * Types only and tiny helpers: no AWS, no middy.
  */
+import type { ImportSkipCode } from '../import-service.js';
+
 export const HOST_PATHS = {
   config: '/v1/config',
   lease: '/v1/lease',
@@ -103,18 +105,8 @@ export interface ImportRequestJson {
   leases: FlannelLeaseJson[];
 }
 
-export type ImportSkipCodeJson =
-  | 'malformed'
-  | 'expired'
-  | 'not-aws-vpc'
-  | 'outside-network'
-  | 'no-instance'
-  | 'instance-not-running'
-  | 'duplicate-host'
-  | 'subnet-leased'
-  | 'instance-leased'
-  | 'foreign-route'
-  | 'route-capacity';
+/** Why a flannel lease was not adopted: the import service's own codes, as they go on the wire. */
+export type ImportSkipCodeJson = ImportSkipCode;
 
 export interface ImportEntryJson {
   /** "10.244.7.0/24"; the raw key when it is not a subnet */
