@@ -178,7 +178,7 @@ describe('an engine stall on the local stack (moto paused with SIGSTOP)', () => 
 
     // An operator's read right after a storm may still meet a busy engine: it gets 503 with
     // Retry-After, and asks again as the CLI tells it to.
-    const listDeadline = Date.now() + 120_000;
+    const listDeadline = Date.now() + 300_000;
     let list = await ask('GET', `${stack.apiUrl}/v1/admin/leases?limit=1000`, operatorHeaders());
     while (list.status === 503 && list.retryAfter !== null && Date.now() < listDeadline) {
       await new Promise((resolve) => setTimeout(resolve, Number(list.retryAfter) * 1000));
