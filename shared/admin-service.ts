@@ -9,10 +9,10 @@ import { NotFoundError, ValidationError } from './errors.js';
 import type { ReconcileReportJson } from './http/contract.js';
 import { isLive, type Lease } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
-import type { Clock, InstancePort, LeaseStore, RouteEntry, RouteTable, StoredConfig } from './ports.js';
+import type { Clock, InstancePort, LeaseStore, RouteTable, StoredConfig } from './ports.js';
 import { type RouteUsage, routeUsage } from './route-capacity.js';
 import { foreignClaims, isOwnedRoute } from './route-ownership.js';
-import { type DeadHolders, findDeadHolders } from './route-planner.js';
+import { findDeadHolders, targetIsDead } from './route-planner.js';
 
 export interface AdminServiceDeps {
   store: Pick<LeaseStore, 'list' | 'getBySubnet'>;
@@ -22,10 +22,8 @@ export interface AdminServiceDeps {
     get(): Promise<StoredConfig>;
     publish(input: unknown, options?: { expectedVersion?: number }): Promise<StoredConfig>;
   };
-  routes: {
-    tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
-    reconcile(config: NetworkConfig): Promise<ReconcileReportJson>;
-  };
+  routes: { tablesInScope(config: NetworkConfig): Promise<RouteTable[]> };
+  reconciler: { reconcile(config: NetworkConfig): Promise<ReconcileReportJson> };
   clock: Clock;
 }
 
@@ -124,7 +122,7 @@ export class AdminService {
 
   async reconcile(): Promise<ReconcileReportJson> {
     const { config } = await this.deps.configs.get();
-    return this.deps.routes.reconcile(config);
+    return this.deps.reconciler.reconcile(config);
   }
 }
 
@@ -169,7 +167,3 @@ function compareSubnets(a: Cidr, b: Cidr): number {
 }
 
 const noLease = (subnet: Cidr) => new NotFoundError(`No lease holds ${formatCidr(subnet)}.`);
-
-const targetIsDead = (route: RouteEntry, dead: DeadHolders): boolean =>
-  (route.networkInterfaceId !== undefined && dead.networkInterfaceIds.has(route.networkInterfaceId)) ||
-  (route.instanceId !== undefined && dead.instanceIds.has(route.instanceId));

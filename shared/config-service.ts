@@ -6,13 +6,8 @@
 import { formatCidr, overlaps, parseCidr } from './cidr.js';
 import { ConfigMissingError, ConflictError, ValidationError } from './errors.js';
 import { isLive, type Lease } from './lease.js';
-import {
-  isLeasable,
-  type NetworkConfig,
-  parseNetworkConfig,
-  refuseIpv6VpcOverlap,
-  refuseUnroutedDualStack,
-} from './network-config.js';
+import { isLeasable, type NetworkConfig, parseNetworkConfig } from './network-config.js';
+import { refuseIpv6VpcOverlap, refuseUnroutedDualStack } from './network-config-ipv6.js';
 import type {
   Clock,
   InstancePort,
