@@ -19,7 +19,7 @@ import {
   type RouteUsageJson,
 } from '../shared/http/contract.js';
 import { importResultToJson, MAX_IMPORT_BODY_BYTES, parseImportRequest } from '../shared/http/import.js';
-import { leaseToJson } from '../shared/http/mappers.js';
+import { leaseToJson, reconcileReportToJson } from '../shared/http/mappers.js';
 import {
   callerArn,
   type HttpEvent,
@@ -115,7 +115,7 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
           changes: report.changes.length,
           errors: report.errors.length,
         });
-        return json(200, report);
+        return json(200, reconcileReportToJson(report));
       }
       case `POST ${ADMIN_PATHS.import}`: {
         if (!deps.imports) throw new Error('the import service is not wired into this admin handler');

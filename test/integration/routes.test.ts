@@ -438,7 +438,7 @@ describe('Reconciler.reconcile', () => {
     const s = await settled();
     aws.counter.reset();
     const report = await s.reconciler.reconcile(s.config);
-    expect(report).toMatchObject({ startedAt: T0.toISOString(), changes: [], errors: [] });
+    expect(report).toMatchObject({ startedAt: T0, changes: [], errors: [] });
     expect(mutations()).toBe(0);
   });
 

@@ -44,12 +44,13 @@ describe('the core', () => {
   });
 
   it.each(coreFiles.map((file) => [relative(SHARED, file), file]))(
-    '%s imports no adapter and no AWS or Lambda package',
+    '%s imports no adapter, no HTTP mapping and no AWS or Lambda package',
     (_name, file) => {
       const targets = importsOf(readFileSync(file, 'utf8')).map((specifier) => target(file, specifier));
       const forbidden = targets.filter(
         (t) =>
           t.startsWith('adapters/') ||
+          t.startsWith('http/') ||
           t.startsWith('..') ||
           /^@aws-sdk\/|^@smithy\/|^@aws-lambda-powertools\/|^@middy\/|^aws-lambda$/.test(t),
       );
