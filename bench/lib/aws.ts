@@ -7,6 +7,7 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { StandardRetryBackoffStrategy } from '@smithy/types';
 import {
   type CallCounter,
   createCallCounter,
@@ -39,10 +40,10 @@ export interface BenchAws {
   readonly dynamo: DynamoDBDocumentClient;
   /** uncounted clients for seeding moto and checking results */
   readonly setup: { readonly ec2: EC2Client; readonly dynamo: DynamoDBDocumentClient };
-  /** a further counted EC2 client (e.g. one per simulated Lambda environment) */
-  newEc2(): EC2Client;
+  /** a further counted EC2 client (e.g. one per simulated Lambda environment); `retryBackoff` as in aws-clients.ts */
+  newEc2(options?: { retryBackoff?: StandardRetryBackoffStrategy }): EC2Client;
   /** a further counted DynamoDB client */
-  newDynamo(): DynamoDBDocumentClient;
+  newDynamo(options?: { retryBackoff?: StandardRetryBackoffStrategy }): DynamoDBDocumentClient;
   destroy(): void;
 }
 
@@ -53,9 +54,11 @@ export function benchAws(endpoints: Endpoints): BenchAws {
     created.push(client);
     return client;
   };
-  const newEc2 = () => track(createEc2Client({ region: BENCH_REGION, endpoint: endpoints.ec2, counter }));
-  const newDynamo = () =>
-    track(createDynamoDbClient({ region: BENCH_REGION, endpoint: endpoints.dynamo, counter }));
+  type Options = { retryBackoff?: StandardRetryBackoffStrategy };
+  const newEc2 = (options: Options = {}) =>
+    track(createEc2Client({ region: BENCH_REGION, endpoint: endpoints.ec2, counter, ...options }));
+  const newDynamo = (options: Options = {}) =>
+    track(createDynamoDbClient({ region: BENCH_REGION, endpoint: endpoints.dynamo, counter, ...options }));
   return {
     endpoints,
     counter,

@@ -41,9 +41,10 @@ export async function runColdStarts(aws: BenchAws, runs: number): Promise<ColdSt
           await bundleFunction(target.name, target.entry, packaging, work),
         );
 
-    // One new host per lease run, so that every run does the same work: a new grant.
+    // Two new hosts per lease run (the cold and the warm invocation), so that every
+    // invocation does the same work: a new grant.
     const scene = await freshScene(aws, {
-      hosts: runs * PACKAGINGS.length,
+      hosts: runs * PACKAGINGS.length * 2,
       network: { Network: '10.128.0.0/12', SubnetLen: 24, RouteLimit: 1000 },
     });
     const env: NodeJS.ProcessEnv = {
@@ -71,13 +72,16 @@ export async function runColdStarts(aws: BenchAws, runs: number): Promise<ColdSt
     for (let run = 0; run < runs; run++) {
       for (const packaging of PACKAGINGS) {
         const host = scene.hosts[nextHost++]!;
-        const events: Record<string, unknown> = {
-          lease: httpEvent({
+        const warmHost = scene.hosts[nextHost++]!;
+        const grant = (h: typeof host) =>
+          httpEvent({
             method: 'PUT',
             path: HOST_PATHS.lease,
-            userArn: hostArn(host.instanceId),
-            body: { privateIp: host.privateIp },
-          }),
+            userArn: hostArn(h.instanceId),
+            body: { privateIp: h.privateIp },
+          });
+        const events: Record<string, unknown> = {
+          lease: grant(host),
           admin: httpEvent({ method: 'GET', path: '/v1/admin/routes', userArn: OPERATOR_ARN }),
           'instance-state': instanceStateEvent(host.instanceId, 'running'),
           reconcile: scheduledEvent(),
@@ -86,9 +90,13 @@ export async function runColdStarts(aws: BenchAws, runs: number): Promise<ColdSt
         // lease first: the instance-state run then finds this host's lease.
         for (const target of targets) {
           const bundle = bundles.get(`${target.name}/${packaging}`)!;
-          const sample = await measureColdStart(bundle, events[target.name], env, work);
-          if (sample.status !== 200 && sample.status !== 'ok') {
-            throw new Error(`cold start of ${target.name} (${packaging}) answered ${String(sample.status)}`);
+          // the warm invocation repeats the work: another new grant for lease, the same event elsewhere
+          const second = target.name === 'lease' ? grant(warmHost) : events[target.name];
+          const sample = await measureColdStart(bundle, events[target.name], env, work, second);
+          for (const status of [sample.status, sample.warmStatus]) {
+            if (status !== 200 && status !== 'ok') {
+              throw new Error(`cold start of ${target.name} (${packaging}) answered ${String(status)}`);
+            }
           }
           const key = `${target.name}/${packaging}`;
           samples.set(key, [...(samples.get(key) ?? []), sample]);
@@ -110,7 +118,9 @@ export async function runColdStarts(aws: BenchAws, runs: number): Promise<ColdSt
           importMs: median(taken.map((s) => s.importMs)),
           invokeMs: median(taken.map((s) => s.invokeMs)),
           totalMs: median(taken.map((s) => s.totalMs)),
-          processMs: median(taken.map((s) => s.processMs)),
+          // the warm invocation is not part of the start
+          processMs: median(taken.map((s) => s.processMs - (s.warmMs ?? 0))),
+          warmMs: median(taken.map((s) => s.warmMs ?? Number.NaN)),
         };
       }),
     );

@@ -78,6 +78,9 @@ export interface ColdStartSample {
   /** the process from spawn to exit, Node's own start-up included */
   readonly processMs: number;
   readonly status: unknown;
+  /** a second invocation in the same process (warm), when a second event was given */
+  readonly warmMs?: number;
+  readonly warmStatus?: unknown;
 }
 
 /** One fresh `node` process: import the bundle, invoke its handler once with `event`. */
@@ -86,11 +89,18 @@ export async function measureColdStart(
   event: unknown,
   env: NodeJS.ProcessEnv,
   workDir: string,
+  secondEvent?: unknown,
 ): Promise<ColdStartSample> {
-  const eventFile = join(workDir, `event-${basename(bundle.file, '.mjs')}-${Date.now()}.json`);
+  const stem = join(workDir, `event-${basename(bundle.file, '.mjs')}-${Date.now()}`);
+  const eventFile = `${stem}.json`;
   await writeFile(eventFile, JSON.stringify(event));
+  const files = [eventFile];
+  if (secondEvent !== undefined) {
+    await writeFile(`${stem}-2.json`, JSON.stringify(secondEvent));
+    files.push(`${stem}-2.json`);
+  }
   const started = performance.now();
-  const { code, stdout, stderr } = await run(process.execPath, [HARNESS, bundle.file, eventFile], env);
+  const { code, stdout, stderr } = await run(process.execPath, [HARNESS, bundle.file, ...files], env);
   const processMs = performance.now() - started;
   const line = stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
   if (code !== 0 || !line) {
@@ -102,6 +112,8 @@ export async function measureColdStart(
     importMs: number;
     invokeMs: number;
     status: unknown;
+    warmMs?: number;
+    warmStatus?: unknown;
   };
   return { ...parsed, totalMs: parsed.importMs + parsed.invokeMs, processMs };
 }
@@ -147,6 +159,8 @@ export interface ColdStartRow {
   readonly invokeMs: number;
   readonly totalMs: number;
   readonly processMs: number;
+  /** median of a second, warm invocation in the same process (the same kind of work) */
+  readonly warmMs: number;
 }
 
 /** The functions of serverless.yml that exist in this checkout, then the baseline. */

@@ -35,7 +35,13 @@ import {
   scaledClock,
 } from './ec2-throttle.js';
 import { hostArn, httpEvent } from './http-events.js';
-import { FUNCTION_TIMEOUT_SECONDS, lambdaFleet } from './lambda-fleet.js';
+import {
+  FUNCTION_TIMEOUT_SECONDS,
+  type LambdaEnvironment,
+  LambdaThrottled,
+  lambdaFleet,
+  leaseReservedConcurrency,
+} from './lambda-fleet.js';
 import type { Scene } from './scene.js';
 import { percentile } from './stats.js';
 import { verifyLeasesAndRoutes } from './verify.js';
@@ -48,6 +54,8 @@ export interface ConvergenceResult {
   readonly floorSeconds: number;
   /** AWS seconds from the first PUT until the last route needed was written */
   readonly routesCompleteSeconds: number;
+  /** routes whose write answer was cut at a deadline: timed by their agent's subnet.env instead */
+  readonly routesTimedByAgent: number;
   /** AWS seconds until the last agent wrote subnet.env */
   readonly agentsDoneSeconds: number;
   readonly wallMs: number;
@@ -55,6 +63,9 @@ export interface ConvergenceResult {
   readonly answers: Readonly<Record<string, number>>;
   /** 5xx other than 503 (which carries Retry-After and is the designed "come back later") */
   readonly unexpected5xx: number;
+  /** the lease function's reserved concurrency, and the PUTs Lambda refused because it was in use */
+  readonly reservedConcurrency: number;
+  readonly lambdaThrottles: number;
   readonly leasesLost: number;
   readonly distinctSubnets: number;
   readonly routesCorrect: number;
@@ -65,13 +76,17 @@ export interface ConvergenceResult {
   /** CreateRoute requests EC2 let through per route needed (1 = no token wasted) */
   readonly createRouteTokensPerRoute: number;
   readonly lambdaEnvironments: number;
-  /** PUT invocations: duration in AWS seconds, and how many ran into the function timeout */
+  /** the lease function's timeout (serverless.yml), AWS seconds */
+  readonly functionTimeoutSeconds: number;
+  /** PUT invocations: duration in AWS seconds, and how many answered after the function timeout */
   readonly invocations: number;
   readonly invocationP50Seconds: number;
   readonly invocationP99Seconds: number;
   readonly invocationMaxSeconds: number;
-  /** invocations whose SDK retry delays alone reach the function timeout (they would time out in AWS) */
-  readonly timedOut: number;
+  /** PUT invocations that answered after the function's timeout (AWS would have cut them off): must be 0 */
+  readonly invocationsOverTimeout: number;
+  /** 503 answers by error code: ServiceUnavailable at the deadline, Throttled when retries ran out or the time left allowed none */
+  readonly answers503ByCode: Readonly<Record<string, number>>;
   /** the longest SDK retry delay within one invocation, AWS seconds */
   readonly maxRetryDelaySeconds: number;
   /** the slowest invocation's time in SDK calls and in the SDK's retry delays, AWS seconds */
@@ -127,6 +142,8 @@ export async function runConvergence(input: {
   /** AWS seconds before the run is declared stuck */
   deadlineSeconds: number;
   reconcileEverySeconds?: number;
+  /** the lease function's reserved concurrency (default: serverless.yml's) */
+  reservedConcurrency?: number;
 }): Promise<ConvergenceResult> {
   const { aws, scene } = input;
   const tables = scene.routeTableIds.length;
@@ -134,18 +151,21 @@ export async function runConvergence(input: {
   const clock = scaledClock(input.timeScale);
   const throttle: Ec2Throttle = ec2Throttle(clock);
   const recorder = routeWriteRecorder(clock);
+  const agentTime = agentClock(clock);
   const fleet = lambdaFleet({
     aws,
     scene,
     throttle,
     timeScale: input.timeScale,
     onEc2Client: recorder.attach,
+    clock: { now: () => new Date(agentTime.now()) },
+    reservedConcurrency: input.reservedConcurrency ?? leaseReservedConcurrency(),
   });
   const answers: Record<string, number> = {};
+  const answers503ByCode: Record<string, number> = {};
   const dir = await mkdtemp(join(tmpdir(), 'vpc-lease-bench-agents-'));
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // one listener per waiting agent
-  const agentTime = agentClock(clock);
   const doneAt = new Map<string, number>();
   let reconcileRuns = 0;
 
@@ -157,10 +177,22 @@ export async function runConvergence(input: {
         userArn: hostArn(host.instanceId),
         body: request,
       });
-      const result = await fleet.invoke((env) => env.lease(event));
+      let result: Awaited<ReturnType<LambdaEnvironment['lease']>>;
+      try {
+        result = await fleet.invoke((env) => env.lease(event));
+      } catch (error) {
+        // No function ran: API Gateway answers a Lambda throttle with a bare 5xx of its own
+        // (AWS documents 500 for proxy integrations), which the agent retries with backoff.
+        if (error instanceof LambdaThrottled) throw new ApiError(500, 'InternalServerError', error.message);
+        throw error;
+      }
       const status = result.statusCode ?? 200;
       answers[status] = (answers[status] ?? 0) + 1;
       const body = result.body ? JSON.parse(result.body) : undefined;
+      if (status === 503) {
+        const code = String(body?.error?.code ?? 'Unknown');
+        answers503ByCode[code] = (answers503ByCode[code] ?? 0) + 1;
+      }
       if (status === 200) return checkLease(body);
       const retryAfter = Number(result.headers?.['retry-after']);
       throw new ApiError(status, body?.error?.code ?? 'Unknown', body?.error?.message ?? `HTTP ${status}`, {
@@ -175,7 +207,7 @@ export async function runConvergence(input: {
     () => {
       reconcileRuns++;
       void fleet
-        .invoke((env) => env.deps.reconciler.reconcile(scene.config))
+        .invoke((env) => env.deps.reconciler.reconcile(scene.config), 'reconcile')
         .catch(() => undefined /* a throttled sweep is retried by the next one */);
     },
     (reconcileEvery * 1000) / input.timeScale,
@@ -236,10 +268,16 @@ export async function runConvergence(input: {
   if (leasesLost > 0) problems.push(`${leasesLost} lease(s) lost`);
   await rm(dir, { recursive: true, force: true });
 
+  // A route write cut at the invocation's deadline may have reached EC2 without its answer
+  // reaching the function: its time is then bounded by the moment the host's agent was told
+  // the route exists (a later, conservative time).
   let routesCompleteSeconds = 0;
+  let routesTimedByAgent = 0;
   for (const [instanceId, lease] of verdict.byInstance) {
     for (const table of scene.routeTableIds) {
-      const at = recorder.written.get(`${table} ${formatCidr(lease.subnet)}`);
+      const written = recorder.written.get(`${table} ${formatCidr(lease.subnet)}`);
+      const at = written ?? doneAt.get(instanceId);
+      if (written === undefined && at !== undefined) routesTimedByAgent++;
       if (at === undefined) problems.push(`no route write seen for ${instanceId} in ${table}`);
       else routesCompleteSeconds = Math.max(routesCompleteSeconds, at);
     }
@@ -250,7 +288,7 @@ export async function runConvergence(input: {
   if (unexpected5xx > 0) problems.push(`${unexpected5xx} answer(s) 5xx other than 503`);
 
   const k = input.timeScale;
-  const invocations = fleet.invocations.filter((i) => i.durationMs > 0);
+  const invocations = fleet.invocations.filter((i) => i.function === 'lease');
   const durations = invocations.map((i) => (i.durationMs * k) / 1000);
   const slowest = invocations.reduce<(typeof invocations)[number] | undefined>(
     (worst, i) => (!worst || i.durationMs > worst.durationMs ? i : worst),
@@ -258,12 +296,10 @@ export async function runConvergence(input: {
   );
   const routesNeeded = verdict.leases * tables;
   const warnings: string[] = [];
-  const wouldTimeOut = invocations.filter(
-    (i) => (i.retryDelayMs * k) / 1000 >= FUNCTION_TIMEOUT_SECONDS,
-  ).length;
-  if (wouldTimeOut > 0) {
-    warnings.push(
-      `${wouldTimeOut} invocation(s) spent ${FUNCTION_TIMEOUT_SECONDS} s or more in SDK retry delays alone: in AWS they would hit the function timeout`,
+  const invocationsOverTimeout = invocations.filter((i) => i.overTimeout).length;
+  if (invocationsOverTimeout > 0) {
+    problems.push(
+      `${invocationsOverTimeout} invocation(s) answered after the ${FUNCTION_TIMEOUT_SECONDS} s function timeout`,
     );
   }
   return {
@@ -273,9 +309,12 @@ export async function runConvergence(input: {
     floorSeconds: Math.max(0, n * tables - EC2_MUTATING.burst) / EC2_MUTATING.refillPerSecond,
     routesCompleteSeconds,
     agentsDoneSeconds: Math.max(0, ...doneAt.values()),
+    routesTimedByAgent,
     wallMs,
     answers,
     unexpected5xx,
+    reservedConcurrency: input.reservedConcurrency ?? leaseReservedConcurrency(),
+    lambdaThrottles: fleet.throttled,
     leasesLost,
     distinctSubnets: verdict.distinctSubnets,
     routesCorrect: verdict.routesCorrect,
@@ -288,7 +327,9 @@ export async function runConvergence(input: {
     invocationP50Seconds: percentile(durations, 50),
     invocationP99Seconds: percentile(durations, 99),
     invocationMaxSeconds: Math.max(0, ...durations),
-    timedOut: wouldTimeOut,
+    functionTimeoutSeconds: FUNCTION_TIMEOUT_SECONDS,
+    invocationsOverTimeout,
+    answers503ByCode,
     maxRetryDelaySeconds: Math.max(0, ...invocations.map((i) => (i.retryDelayMs * k) / 1000)),
     slowest: {
       ec2Seconds: ((slowest?.sdkMs.EC2 ?? 0) * k) / 1000,

@@ -21,8 +21,18 @@ export interface SceneOptions {
   hosts: number;
   /** route tables in scope (Backend.RouteTableID); default 1 */
   tables?: number;
+  /** GRANT_INTERVAL_SECONDS of the scene's services (default: the product's, 30 s) */
+  grantIntervalSeconds?: number;
   /** the flannel network config, without Backend.RouteTableID (filled in) */
-  network: { Network: string; SubnetLen?: number; RouteLimit: number };
+  network: {
+    Network: string;
+    SubnetLen?: number;
+    RouteLimit: number;
+    /** dual stack, as flannel spells it */
+    EnableIPv6?: true;
+    IPv6Network?: string;
+    IPv6SubnetLen?: number;
+  };
 }
 
 export interface Scene {
@@ -69,15 +79,24 @@ export async function freshScene(aws: BenchAws, options: SceneOptions): Promise<
 
   const leaseTtlSeconds = 86_400;
   const deps = createDependencies({
-    environment: { tableName, vpcId: vpc.vpcId, leaseTtlSeconds },
+    environment: {
+      tableName,
+      vpcId: vpc.vpcId,
+      leaseTtlSeconds,
+      ...(options.grantIntervalSeconds !== undefined
+        ? { grantIntervalSeconds: options.grantIntervalSeconds }
+        : {}),
+    },
     dynamo: aws.dynamo,
     ec2: aws.ec2,
     logger: silentLogger,
   });
+  const { Network, SubnetLen, RouteLimit, ...ipv6 } = options.network;
   const config = parseNetworkConfig({
-    Network: options.network.Network,
-    ...(options.network.SubnetLen ? { SubnetLen: options.network.SubnetLen } : {}),
-    Backend: { Type: 'aws-vpc', RouteTableID: routeTableIds, RouteLimit: options.network.RouteLimit },
+    Network,
+    ...(SubnetLen ? { SubnetLen } : {}),
+    ...ipv6,
+    Backend: { Type: 'aws-vpc', RouteTableID: routeTableIds, RouteLimit },
   });
   // As `config set` publishes it: the config with the route capacity its tables leave, and
   // the route-table snapshot a deployed stack holds after it or a reconcile.

@@ -4,50 +4,25 @@
  * SDK calls (retries and their delays included) via AsyncLocalStorage.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { StandardRetryBackoffStrategy } from '@smithy/types';
+import { exponentialBackoffWithJitter } from '../../shared/adapters/aws-clients.js';
 
-interface RetryToken {
-  getRetryDelay(): number;
-}
-interface RetryStrategyV2 {
-  acquireInitialRetryToken(scope: string): Promise<RetryToken>;
-  refreshRetryTokenForRetry(token: RetryToken, errorInfo: unknown): Promise<RetryToken>;
-  recordSuccess(token: RetryToken): void;
-}
 interface ClientWithRetry {
-  config: object;
   middlewareStack: { add(middleware: unknown, options: unknown): void };
 }
 
 /**
- * Divides every delay the client's retry strategy asks for by `timeScale`, leaving its
- * decisions (which errors to retry, how many attempts, its retry quota) untouched.
+ * The SDK's backoff (exponential, full jitter; aws-clients.ts) on a clock `timeScale` times
+ * faster: every delay divided by `timeScale`. The clients' retry strategy keeps its decisions
+ * (which errors, how many attempts, its retry quota) and bounds these delays by the
+ * invocation's deadline, which the bench also sets on the scaled clock (lambda-fleet.ts).
  */
-export function scaleSdkRetryDelays(client: ClientWithRetry, timeScale: number): void {
-  if (timeScale === 1) return;
-  const config = client.config as { retryStrategy: () => Promise<RetryStrategyV2> };
-  const original = config.retryStrategy;
-  const originals = new WeakMap<object, RetryToken>();
-  const scaled = (token: RetryToken): RetryToken => {
-    const proxy = new Proxy(token, {
-      get(target, property) {
-        if (property === 'getRetryDelay') return () => target.getRetryDelay() / timeScale;
-        const value = Reflect.get(target, property, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    originals.set(proxy, token);
-    return proxy;
+export function scaledBackoff(timeScale: number): StandardRetryBackoffStrategy {
+  const backoff = exponentialBackoffWithJitter();
+  return {
+    setDelayBase: (delayBase) => backoff.setDelayBase(delayBase),
+    computeNextBackoffDelay: (retry) => backoff.computeNextBackoffDelay(retry) / timeScale,
   };
-  const unwrap = (token: RetryToken) => originals.get(token) ?? token;
-  let wrapped: Promise<RetryStrategyV2> | undefined;
-  config.retryStrategy = () =>
-    (wrapped ??= original().then((strategy) => ({
-      acquireInitialRetryToken: async (scope: string) =>
-        scaled(await strategy.acquireInitialRetryToken(scope)),
-      refreshRetryTokenForRetry: async (token: RetryToken, errorInfo: unknown) =>
-        scaled(await strategy.refreshRetryTokenForRetry(unwrap(token), errorInfo)),
-      recordSuccess: (token: RetryToken) => strategy.recordSuccess(unwrap(token)),
-    })));
 }
 
 /** Where one invocation's time went. */

@@ -27,6 +27,8 @@ export interface StormResult {
   readonly n: number;
   readonly concurrency: number;
   readonly tables: number;
+  /** a dual-stack network: an IPv4 and an IPv6 route per table and lease */
+  readonly dualStack: boolean;
   /** leases granted: n, or fewer when the time box stopped the run */
   readonly granted: number;
   /** stopped by the time box before every host had a lease */
@@ -55,6 +57,8 @@ export interface StormResult {
   readonly conflicts: Readonly<Record<GrantConflict, number>>;
   /** 503 answers the joiners had to wait out */
   readonly rejections: number;
+  /** 429 answers (the instance's grant interval) the joiners had to wait out */
+  readonly tooSoon: number;
   readonly calls: Readonly<Record<string, number>>;
   readonly problems: readonly string[];
 }
@@ -156,10 +160,14 @@ export async function runStorm(input: {
     clock: deps.clock,
     vpcId: scene.vpcId,
     leaseTtlSeconds: scene.leaseTtlSeconds,
+    ...(deps.environment.grantIntervalSeconds !== undefined
+      ? { grantIntervalSeconds: deps.environment.grantIntervalSeconds }
+      : {}),
     strategy,
   });
   tallyEc2PerPut(aws.ec2);
   let rejections = 0;
+  let tooSoon = 0;
   let ec2MaxPerGrantingPut = 0;
 
   const join = async (host: LaunchedInstance) => {
@@ -176,9 +184,12 @@ export async function runStorm(input: {
         return { host, subnet: formatCidr(lease.subnet), latencyMs: performance.now() - joined };
       } catch (error) {
         if (error instanceof TimeBoxExpired) return undefined;
-        const retryable = error instanceof VpcLeaseError && error.status === 503;
+        // 503 (come back later) and 429 (this instance's grant interval, after a grant turn taken
+        // by an attempt that then lost its races) are waited out, as the agent does.
+        const retryable = error instanceof VpcLeaseError && (error.status === 503 || error.status === 429);
         if (!retryable) throw error;
-        rejections++;
+        if (error.status === 429) tooSoon++;
+        else rejections++;
         const retryAfter = (error as { retryAfterSeconds?: number }).retryAfterSeconds;
         await sleep(backoff.next(retryAfter));
       }
@@ -212,7 +223,9 @@ export async function runStorm(input: {
   }
   if (verdict.distinctSubnets !== granted)
     problems.push(`${verdict.distinctSubnets} distinct subnets for ${granted} granted leases`);
-  const ec2Budget = scene.routeTableIds.length + 2;
+  // DESIGN.md "Routes": a new lease costs #tables + 2 EC2 calls, one more per table in dual stack
+  const dualStack = scene.config.ipv6 !== undefined;
+  const ec2Budget = scene.routeTableIds.length * (dualStack ? 2 : 1) + 2;
   if (ec2MaxPerGrantingPut > ec2Budget)
     problems.push(`a granting PUT made ${ec2MaxPerGrantingPut} EC2 requests; budget ${ec2Budget}`);
   const perLease = (count: number) => count / Math.max(1, granted);
@@ -222,6 +235,7 @@ export async function runStorm(input: {
     n: scene.hosts.length,
     concurrency: Math.min(input.concurrency, scene.hosts.length),
     tables: scene.routeTableIds.length,
+    dualStack,
     granted,
     cut,
     wallMs,
@@ -240,6 +254,7 @@ export async function runStorm(input: {
     ec2Budget,
     conflicts: { ...tally.conflicts },
     rejections,
+    tooSoon,
     calls,
     problems,
   };

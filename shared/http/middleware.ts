@@ -8,6 +8,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import middy, { type MiddlewareObj, type Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { withDeadline } from '../adapters/invocation-deadline.js';
 import { type HostIdentityPolicy, hostInstanceId, operatorArn } from '../caller-identity.js';
 import {
   DEFAULT_RETRY_AFTER_SECONDS,
@@ -66,9 +67,11 @@ export function httpErrors(options: { logger: Logger }): MiddlewareObj<HttpEvent
       request.response = json(error.status, body, headers);
       return;
     }
-    if ((error as Error | undefined)?.name === 'TimeoutError') {
-      // middy's timeoutEarly: AWS calls outlasted the function's time. Nothing half-done is
-      // lost (a lease stays with pending routes), so the caller should simply come back.
+    if (isPastDeadline(error)) {
+      // middy's timeoutEarly, or an AWS request cut at the invocation's deadline
+      // (invocation-deadline.ts; the two fire together): AWS calls outlasted the function's
+      // time. Nothing half-done is lost (a lease stays with pending routes), so the caller
+      // should simply come back.
       options.logger.warn('request timed out', { error: error as Error });
       request.response = json(
         503,
@@ -94,17 +97,31 @@ export function httpErrors(options: { logger: Logger }): MiddlewareObj<HttpEvent
   return { onError: httpErrorsOnError };
 }
 
+/** middy's timeoutEarly (TimeoutError), or an SDK request aborted at the invocation's deadline. */
+function isPastDeadline(error: unknown): boolean {
+  const e = error as { name?: unknown; cause?: { name?: unknown } } | undefined;
+  return (
+    e?.name === 'TimeoutError' || (e?.name === 'AbortError' && e.cause?.name === 'InvocationDeadlineExceeded')
+  );
+}
+
 /**
- * The chain every HTTP function uses: Lambda context on the logger, error mapping, and
- * (when given) EMF metrics flushed after each request.
+ * Milliseconds before Lambda's timeout at which an HTTP function gives up and answers 503,
+ * so the caller gets a 503 it can retry rather than API Gateway's bare 503/504: time to
+ * build and return the answer. AWS calls stop at the same moment (no retry delay may end
+ * after it, a request under way then is aborted).
+ */
+export const TIMEOUT_EARLY_MS = 1000;
+
+/**
+ * The chain every HTTP function uses: Lambda context on the logger, error mapping, the
+ * invocation's deadline for AWS calls, and (when given) EMF metrics flushed after each request.
  */
 export function httpHandler(
   deps: { logger: Logger; metrics?: Metrics | undefined },
   route: (event: HttpEvent) => Promise<HttpResult>,
 ) {
-  // Give up a second before Lambda's timeout, so the caller gets a 503 it can retry rather
-  // than API Gateway's bare 503/504 (see the TimeoutError branch of httpErrors).
-  const chain = middy<HttpEvent, HttpResult, Error, Context>({ timeoutEarlyInMillis: 1000 })
+  const chain = middy<HttpEvent, HttpResult, Error, Context>({ timeoutEarlyInMillis: TIMEOUT_EARLY_MS })
     .use(injectLambdaContext(deps.logger, { resetKeys: true }))
     .use(httpErrors({ logger: deps.logger }));
   const { metrics } = deps;
@@ -116,7 +133,12 @@ export function httpHandler(
     };
     chain.use({ after: flush, onError: flush });
   }
-  return chain.handler(route);
+  // Without a Lambda context (a test's direct call) nothing is bounded, as middy does.
+  return chain.handler((event, context) =>
+    typeof context?.getRemainingTimeInMillis === 'function'
+      ? withDeadline(context.getRemainingTimeInMillis() - TIMEOUT_EARLY_MS, () => route(event))
+      : route(event),
+  );
 }
 
 /**
