@@ -7,10 +7,10 @@
 import { readFile } from 'node:fs/promises';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import { ApiClient, ApiError } from '../shared/http/api-client.js';
+import { ApiClient, ApiError, isMissingCredentials } from '../shared/http/api-client.js';
 import { COMMANDS, type Command, type CommandContext } from './commands/index.js';
 import { type Env, resolveConnection } from './connection.js';
-import { ExitCode, exitCodeFor, isMissingCredentials, UsageError } from './exit-codes.js';
+import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 import { commandHelp, GLOBAL_OPTIONS, generalHelp, groupHelp, PROGRAM } from './help.js';
 
 export interface CliIo {

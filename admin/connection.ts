@@ -3,14 +3,9 @@
  * global flags and the environment, before any command runs.
  */
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import type { ApiClientOptions } from '../shared/http/api-client.js';
+import { type ApiClientOptions, nonEmpty } from '../shared/http/api-client.js';
+import { LOCAL_OPERATOR_ARN } from '../shared/http/contract.js';
 import { UsageError } from './exit-codes.js';
-
-/**
- * The identity `--local` claims in serverless-offline's authorizer override header: an
- * operator session, as an operator's assumed role would appear to the IAM authorizer in AWS.
- */
-export const LOCAL_OPERATOR_ARN = 'arn:aws:sts::000000000000:assumed-role/vpc-lease-operator/local-operator';
 
 export const DEFAULT_LOCAL_API_PORT = '3000';
 
@@ -63,6 +58,3 @@ export function regionOfApiUrl(apiUrl: string): string | undefined {
     return undefined;
   }
 }
-
-const nonEmpty = (value: string | undefined): string | undefined =>
-  value === undefined || value === '' ? undefined : value;

@@ -3,7 +3,7 @@
  * The HTTP status decides, not the error code, so a new server-side code still lands in
  * the right bucket.
  */
-import { ApiError } from '../shared/http/api-client.js';
+import { ApiError, isMissingCredentials } from '../shared/http/api-client.js';
 import { EtcdRequestError, EtcdUnavailableError } from './etcd.js';
 
 export const ExitCode = {
@@ -55,9 +55,4 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof EtcdRequestError) return ExitCode.Refused;
   if (isMissingCredentials(error)) return ExitCode.Usage;
   return ExitCode.Refused;
-}
-
-/** The SDK's provider chain found nothing to sign with: a local setup problem, not an API answer. */
-export function isMissingCredentials(error: unknown): boolean {
-  return error instanceof Error && error.name === 'CredentialsProviderError';
 }

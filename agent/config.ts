@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isIp } from '../shared/cidr.js';
-import { isLoopbackUrl } from '../shared/http/api-client.js';
+import { isLoopbackUrl, nonEmpty } from '../shared/http/api-client.js';
 import { INSTANCE_ID } from '../shared/lease.js';
 import type { LogFormat, LogLevel } from './log.js';
 
@@ -361,10 +361,6 @@ function specOf(flag: string): OptionSpec {
   const spec = AGENT_OPTIONS.find((o) => o.flag === flag);
   if (!spec) throw new Error(`unknown option ${flag}`); // a typo in this file, not a user error
   return spec;
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === '' ? undefined : value;
 }
 
 export function helpText(): string {

@@ -3,7 +3,7 @@
  * forever (the host needs its lease, and nobody has to act); a refusal that only a
  * person can fix stops the agent with the server's message and what to do about it.
  */
-import { ApiError } from '../shared/http/api-client.js';
+import { ApiError, isMissingCredentials } from '../shared/http/api-client.js';
 
 export type FailureDecision =
   /** outage, throttling, 5xx: keep the file, back off, try again */
@@ -24,11 +24,10 @@ export interface FailureContext {
 
 export function decideOnFailure(error: unknown, context: FailureContext): FailureDecision {
   if (!(error instanceof ApiError)) {
-    // The SDK's credential chain fails with *ProviderError before any request is sent.
-    if (error instanceof Error && /ProviderError$/.test(error.name)) {
+    if (isMissingCredentials(error)) {
       return {
         action: 'retry',
-        message: `no AWS credentials to sign with: ${error.message}. On EC2, attach an instance profile whose role has the vpc-lease host policy (docs/agent.md).`,
+        message: `no AWS credentials to sign with: ${(error as Error).message}. On EC2, attach an instance profile whose role has the vpc-lease host policy (docs/agent.md).`,
       };
     }
     throw error; // anything else is a bug in the agent: let it surface with its stack

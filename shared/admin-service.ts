@@ -1,14 +1,14 @@
 /**
- * The operator's questions and actions (the /v1/admin routes of DESIGN.md): who holds
+ * The operator's questions and actions (the /v1/admin routes of docs/api.md): who holds
  * which subnet, how full the route tables are, the network config, revoke, reconcile.
  * Mostly delegation to the lease, config and route services; what is more than that
  * lives here: the lease list's pages and their tokens, and route usage per table.
  */
-import { type Cidr, CidrError, formatCidr, parseSubnetKey, toSubnetKey } from './cidr.js';
+import { type Cidr, CidrError, compareSubnets, formatCidr, parseSubnetKey, toSubnetKey } from './cidr.js';
 import { NotFoundError, ValidationError } from './errors.js';
 import { isLive, type Lease } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
-import type { Clock, InstancePort, LeaseStore, RouteTable, StoredConfig } from './ports.js';
+import type { Clock, InstancePort, LeaseRouteWriter, LeaseStore, StoredConfig } from './ports.js';
 import type { ReconcileReport } from './reconciler.js';
 import { type RouteUsage, routeUsage } from './route-capacity.js';
 import { foreignClaims, isOwnedRoute } from './route-ownership.js';
@@ -22,7 +22,7 @@ export interface AdminServiceDeps {
     get(): Promise<StoredConfig>;
     publish(input: unknown, options?: { expectedVersion?: number }): Promise<StoredConfig>;
   };
-  routes: { tablesInScope(config: NetworkConfig): Promise<RouteTable[]> };
+  routes: Pick<LeaseRouteWriter, 'tablesInScope'>;
   reconciler: { reconcile(config: NetworkConfig): Promise<ReconcileReport> };
   clock: Clock;
 }
@@ -159,11 +159,6 @@ export function decodePageToken(token: string): Cidr {
   // base64url decoding forgives stray bits; only the canonical spelling is ours.
   if (encodePageToken(subnet) !== token) throw invalid();
   return subnet;
-}
-
-function compareSubnets(a: Cidr, b: Cidr): number {
-  if (a.base !== b.base) return a.base < b.base ? -1 : 1;
-  return a.prefix - b.prefix;
 }
 
 const noLease = (subnet: Cidr) => new NotFoundError(`No lease holds ${formatCidr(subnet)}.`);

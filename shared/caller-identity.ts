@@ -1,5 +1,5 @@
 /**
- * Who may speak for an instance (DESIGN.md "Trust"). API Gateway's IAM authorizer proves
+ * Who may speak for an instance (docs/security.md). API Gateway's IAM authorizer proves
  * the caller's ARN; this module decides what that ARN is allowed to be. Pure: the account
  * and the host role names come from the environment, read once by the adapters.
  *
@@ -19,7 +19,7 @@ export interface HostIdentityPolicy {
   readonly hostRoleNames: readonly string[];
 }
 
-/** The local stack's identities (DESIGN.md "HTTP API"): role vpc-lease-host in account 000000000000. */
+/** The local stack's identities (docs/security.md, "The local stack"): role vpc-lease-host in account 000000000000. */
 export const LOCAL_HOST_IDENTITY: HostIdentityPolicy = {
   accountId: '000000000000',
   hostRoleNames: ['vpc-lease-host'],

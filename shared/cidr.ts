@@ -213,6 +213,12 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
   return a.family === b.family && a.base <= lastAddress(b) && b.base <= lastAddress(a);
 }
 
+/** Subnet order: by address, then by prefix (the wider first). For sort(). */
+export function compareSubnets(a: Cidr, b: Cidr): number {
+  if (a.base !== b.base) return a.base < b.base ? -1 : 1;
+  return a.prefix - b.prefix;
+}
+
 export const equals = (a: Cidr, b: Cidr): boolean =>
   a.family === b.family && a.base === b.base && a.prefix === b.prefix;
 

@@ -8,26 +8,13 @@ import { ConfigMissingError, ConflictError, ValidationError } from './errors.js'
 import { isLive, type Lease } from './lease.js';
 import { isLeasable, type NetworkConfig, parseNetworkConfig } from './network-config.js';
 import { refuseIpv6VpcOverlap, refuseUnroutedDualStack } from './network-config-ipv6.js';
-import type {
-  Clock,
-  InstancePort,
-  LeaseStore,
-  RouteTable,
-  RouteTableSnapshot,
-  StoredConfig,
-} from './ports.js';
+import type { Clock, InstancePort, LeaseRouteWriter, LeaseStore, RouteTable, StoredConfig } from './ports.js';
 import { foreignRouteCount, capacity as leaseCapacity, routeTableSnapshot } from './route-capacity.js';
 
 export interface ConfigServiceDeps {
   store: LeaseStore;
   instances: InstancePort;
-  routes: {
-    tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
-    refreshSnapshot(
-      config: NetworkConfig,
-      tables?: readonly RouteTable[],
-    ): Promise<{ snapshot: RouteTableSnapshot }>;
-  };
+  routes: Pick<LeaseRouteWriter, 'tablesInScope' | 'refreshSnapshot'>;
   clock: Clock;
   vpcId: string;
 }
@@ -35,13 +22,22 @@ export interface ConfigServiceDeps {
 /** How many leases an error message names before it says "and N more". */
 const NAMED = 10;
 
+/** The published config; ConfigMissingError (503, an operator must publish one) while there is none. */
+export function requirePublished(stored: StoredConfig | undefined): StoredConfig {
+  if (!stored) throw new ConfigMissingError();
+  return stored;
+}
+
+/** The published config, read from the store (strongly consistent); see requirePublished. */
+export async function publishedConfig(store: Pick<LeaseStore, 'getConfig'>): Promise<StoredConfig> {
+  return requirePublished(await store.getConfig());
+}
+
 export class ConfigService {
   constructor(private readonly deps: ConfigServiceDeps) {}
 
-  async get(): Promise<StoredConfig> {
-    const stored = await this.deps.store.getConfig();
-    if (!stored) throw new ConfigMissingError();
-    return stored;
+  get(): Promise<StoredConfig> {
+    return publishedConfig(this.deps.store);
   }
 
   /**

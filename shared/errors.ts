@@ -132,7 +132,7 @@ export class UnsupportedMediaTypeError extends VpcLeaseError {
 }
 
 /**
- * A route vpc-lease does not own (DESIGN.md invariant 4: a gateway, NAT, peering... route, or
+ * A route vpc-lease does not own (the README's invariant 4: a gateway, NAT, peering... route, or
  * one of another prefix length) holds the destination a lease needs: it is never replaced.
  */
 export class ForeignRouteError extends VpcLeaseError {
@@ -151,7 +151,7 @@ export class ForeignRouteError extends VpcLeaseError {
   }
 }
 
-/** One new grant per instance per GRANT_INTERVAL_SECONDS (DESIGN.md "Leases"): come back after retryAfterSeconds. */
+/** One new grant per instance per GRANT_INTERVAL_SECONDS (docs/api.md): come back after retryAfterSeconds. */
 export class TooManyRequestsError extends VpcLeaseError {
   readonly retryAfterSeconds: number;
 

@@ -4,7 +4,16 @@
  * owned), whether the route capacity admits it (`ImportCapacity`), and adopt / unchanged /
  * skip. import-service.ts reads the registry's inputs, runs the plan and does the writes.
  */
-import { type Cidr, CidrError, equals, formatCidr, isIp, overlaps, parseSubnetKey } from './cidr.js';
+import {
+  type Cidr,
+  CidrError,
+  compareSubnets,
+  equals,
+  formatCidr,
+  isIp,
+  overlaps,
+  parseSubnetKey,
+} from './cidr.js';
 import { isLive, type Lease } from './lease.js';
 import { isLeasable, type NetworkConfig } from './network-config.js';
 import type { InstanceInfo, NetworkInterface, RouteEntry, RouteTable } from './ports.js';
@@ -68,7 +77,7 @@ export interface ImportEntry {
 // ---------------------------------------------------------------- ownership: the one decision
 
 /**
- * How a route stands towards adopting `subnet` for `host` (DESIGN.md invariants 4 and 5):
+ * How a route stands towards adopting `subnet` for `host` (the README's invariants 4 and 5):
  *   unrelated    - it does not touch the subnet, is not inside Network, or is a prefix list;
  *   reaches-host - it is the subnet's route and already delivers to the host (its ENI, or its
  *                  instance as older flannel versions wrote): kept as it is;
@@ -378,8 +387,7 @@ function hostsByAddress(hosts: readonly InstanceInfo[]): Map<string, InstanceInf
 
 function compareRecords(a: ReadRecord, b: ReadRecord): number {
   if (!a.subnet || !b.subnet) return a.subnet ? -1 : b.subnet ? 1 : a.key.localeCompare(b.key);
-  if (a.subnet.base !== b.subnet.base) return a.subnet.base < b.subnet.base ? -1 : 1;
-  return a.subnet.prefix - b.subnet.prefix;
+  return compareSubnets(a.subnet, b.subnet);
 }
 
 const baseEntry = (record: ReadRecord): ImportEntry => ({

@@ -22,9 +22,9 @@ import {
   readRecord,
   skipped,
 } from './import-plan.js';
-import { isLive, type Lease, type LeaseRoute } from './lease.js';
+import { isLive, type Lease } from './lease.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from './network-config.js';
-import type { Clock, InstancePort, LeaseStore, RouteTable, StoredConfig } from './ports.js';
+import type { Clock, InstancePort, LeaseRouteWriter, LeaseStore, Logger, StoredConfig } from './ports.js';
 
 export interface ImportRequest {
   /** false: compute the plan and write nothing */
@@ -46,14 +46,7 @@ export interface ImportResult {
 export interface ImportServiceDeps {
   store: Pick<LeaseStore, 'getConfig' | 'list' | 'occupancy' | 'grant' | 'getByInstance' | 'delete'>;
   instances: Pick<InstancePort, 'findByPrivateIps'>;
-  routes: {
-    tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
-    ensureLeaseRoutes(
-      lease: Lease,
-      config: NetworkConfig,
-      options: { sourceDestCheck: boolean; routeTableIds: readonly string[] },
-    ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: unknown }>;
-  };
+  routes: Pick<LeaseRouteWriter, 'tablesInScope' | 'ensureLeaseRoutes'>;
   configs: {
     validate(input: unknown): Promise<{ config: NetworkConfig }>;
     publish(input: unknown): Promise<StoredConfig>;
@@ -62,7 +55,7 @@ export interface ImportServiceDeps {
   /** the VPC this control plane manages: only its instances can adopt a lease */
   vpcId: string;
   leaseTtlSeconds: number;
-  logger?: { info(message: string, extra?: object): void; warn(message: string, extra?: object): void };
+  logger?: Logger;
 }
 
 /** Adoptions run side by side, a few at a time: one grant and at most #tables EC2 calls each. */

@@ -7,7 +7,8 @@
  * EC2 budget (docs/design.md): a termination costs #tables + 1 calls (+ the DescribeInstances).
  */
 import { formatCidr } from './cidr.js';
-import { ConfigMissingError, type VpcLeaseError } from './errors.js';
+import { publishedConfig } from './config-service.js';
+import type { VpcLeaseError } from './errors.js';
 import { describeLease, isLive, type Lease, type LeaseRoute } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import { type Clock, type InstancePort, type LeaseStore, type Logger, silentLogger } from './ports.js';
@@ -154,8 +155,6 @@ export class InstanceEvents {
   }
 
   private async publishedConfig(): Promise<NetworkConfig> {
-    const stored = await this.store.getConfig();
-    if (!stored) throw new ConfigMissingError();
-    return stored.config;
+    return (await publishedConfig(this.store)).config;
   }
 }

@@ -4,8 +4,8 @@
  */
 import { type AllocationStrategy, type Random, STRATEGIES } from './allocator.js';
 import { type Cidr, type CidrError, formatCidr, isIp, parseCidr } from './cidr.js';
+import { publishedConfig, requirePublished } from './config-service.js';
 import {
-  ConfigMissingError,
   ForbiddenError,
   ForeignRouteError,
   RouteLimitExceededError,
@@ -22,6 +22,7 @@ import type {
   InstancePort,
   LeaseRouteWriter,
   LeaseStore,
+  Logger,
   NetworkInterface,
   Occupancy,
   RouteTableSnapshot,
@@ -37,13 +38,13 @@ export interface LeaseServiceOptions {
   /** the VPC this control plane manages: hosts elsewhere are refused */
   vpcId: string;
   leaseTtlSeconds: number;
-  /** at most one new grant per instance per this many seconds (DESIGN.md "Leases"); default 30, 0 = no limit */
+  /** at most one new grant per instance per this many seconds (docs/api.md); default 30, 0 = no limit */
   grantIntervalSeconds?: number;
   /** how old the route-table snapshot may be before a grant re-reads the tables (default 10 min) */
   snapshotMaxAgeSeconds?: number;
   strategy?: AllocationStrategy;
   random?: Random;
-  logger?: { info(message: string, extra?: object): void; warn(message: string, extra?: object): void };
+  logger?: Logger;
 }
 
 export interface AcquireRequest {
@@ -72,10 +73,8 @@ export class LeaseService {
     };
   }
 
-  async getConfig(): Promise<StoredConfig> {
-    const stored = await this.deps.store.getConfig();
-    if (!stored) throw new ConfigMissingError();
-    return stored;
+  getConfig(): Promise<StoredConfig> {
+    return publishedConfig(this.deps.store);
   }
 
   /**
@@ -109,7 +108,7 @@ export class LeaseService {
     }
 
     // A new grant (first lease, re-lease, another address) from here on: rate-limited per
-    // instance, refused before any EC2 call when too soon (DESIGN.md "Leases").
+    // instance, refused before any EC2 call when too soon (docs/api.md).
     this.checkGrantInterval(instanceId, context.lastGrantAt, now);
     const nic = await this.verifyInstance(instanceId, request.privateIp);
     await this.takeGrantTurn(instanceId, now);
@@ -157,39 +156,19 @@ export class LeaseService {
   /** DELETE /v1/lease: routes first, then the lease. Idempotent: no lease, nothing to do. */
   async release(instanceId: string): Promise<Lease | undefined> {
     const lease = await this.deps.store.getByInstance(instanceId);
-    if (!lease) return undefined;
-    const { config } = await this.getConfig();
-    await this.deps.routes.removeLeaseRoutes(lease, config);
-    await this.deps.store.delete(lease);
-    this.deps.logger?.info('lease released', { subnet: formatCidr(lease.subnet), instanceId });
-    return lease;
+    return lease && (await this.remove(lease, 'lease released')).lease;
   }
 
   /** Admin revoke: routes first, then the lease. Returns the lease and the config it was cut from. */
   async revoke(subnet: Cidr): Promise<{ lease: Lease; config: NetworkConfig } | undefined> {
     const lease = await this.deps.store.getBySubnet(subnet);
-    if (!lease) return undefined;
-    const { config } = await this.getConfig();
-    await this.deps.routes.removeLeaseRoutes(lease, config);
-    await this.deps.store.delete(lease);
-    this.deps.logger?.info('lease revoked', {
-      subnet: formatCidr(lease.subnet),
-      instanceId: lease.instanceId,
-    });
-    return { lease, config };
+    return lease && this.remove(lease, 'lease revoked');
   }
 
   /** An expired lease: routes first, then the lease, and only if it is still expired. */
   async reclaim(lease: Lease, config: NetworkConfig, now: Date): Promise<boolean> {
     if (isLive(lease, now)) return false;
-    await this.deps.routes.removeLeaseRoutes(lease, config);
-    const deleted = await this.deps.store.delete(lease, { onlyIfExpiredAt: now });
-    if (deleted)
-      this.deps.logger?.info('expired lease reclaimed', {
-        subnet: formatCidr(lease.subnet),
-        instanceId: lease.instanceId,
-      });
-    return deleted;
+    return (await this.deps.routes.reclaim(lease, config, { expiredAt: now })).reclaimed;
   }
 
   // ------------------------------------------------------------------ internals
@@ -197,8 +176,9 @@ export class LeaseService {
   /** Config, route-table snapshot and the caller's lease: one batched read plus one get. */
   private async context(instanceId: string) {
     const { store } = this.deps;
-    const { config, snapshot, instanceSubnet, lastGrantAt } = await store.getLeaseContext(instanceId);
-    if (!config) throw new ConfigMissingError();
+    const context = await store.getLeaseContext(instanceId);
+    const { snapshot, instanceSubnet, lastGrantAt } = context;
+    const config = requirePublished(context.config);
     const lease = instanceSubnet ? await store.getBySubnet(parseCidr(instanceSubnet)) : undefined;
     return { config, snapshot, lastGrantAt, existing: lease?.instanceId === instanceId ? lease : undefined };
   }
@@ -267,6 +247,15 @@ export class LeaseService {
           wanted.every((id) => snapshot.tables.some((t) => t.routeTableId === id))));
     if (matches) return snapshot;
     return (await this.deps.routes.refreshSnapshot(config)).snapshot;
+  }
+
+  /** Release and revoke: the lease's routes, then the lease. */
+  private async remove(lease: Lease, message: string): Promise<{ lease: Lease; config: NetworkConfig }> {
+    const { config } = await this.getConfig();
+    await this.deps.routes.removeLeaseRoutes(lease, config);
+    await this.deps.store.delete(lease);
+    this.deps.logger?.info(message, describeLease(lease));
+    return { lease, config };
   }
 
   /** Frees capacity held by expired leases: reclaims one expired lease (routes first). */

@@ -68,7 +68,7 @@ export interface Ipv6NetworkConfig {
 export const DEFAULT_ROUTE_LIMIT = 50;
 export const MAX_ROUTE_LIMIT = 1000;
 const MAX_ROUTE_TABLES = 20;
-/** The most subnets one config may lease (DESIGN.md "Network config"). */
+/** The most subnets one config may lease (docs/security.md, the operator). */
 export const MAX_LEASABLE_SUBNETS = 65_536;
 /** Private address space (RFC 1918 and RFC 6598 shared space): the only places a Network may be. */
 const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'].map(parseCidr);

@@ -156,7 +156,7 @@ export interface LeaseStore {
    * (compared with `now`), and the new lease takes both; a subnet nobody held also takes a
    * place of the capacity (`no-capacity` when none is left), while taking over an expired
    * lease's subnet keeps the place that lease held (its route is replaced, not added).
-   * Invariants 1-3 of DESIGN.md rest on this one write.
+   * The README's invariants 1-3 rest on this one write.
    */
   grant(lease: NewLease, now: Date): Promise<GrantResult>;
   /** Extends a live lease held by the same instance; undefined when it is gone or held by another. */
@@ -200,6 +200,15 @@ export interface LeaseRouteWriter {
   ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: TransientError | undefined }>;
   /** Deletes the lease's routes that still point to its ENI; never another holder's. */
   removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<unknown>;
+  /**
+   * An expired lease (`expiredAt`) or a dead holder's: routes first, then the item if still
+   * this holder's (and still expired); a subnet granted again meanwhile gets its routes back.
+   */
+  reclaim(
+    lease: Lease,
+    config: NetworkConfig,
+    options?: { expiredAt?: Date },
+  ): Promise<{ reclaimed: boolean }>;
 }
 
 // ---------------------------------------------------------------- EC2

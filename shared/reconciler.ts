@@ -16,7 +16,6 @@ import {
   type InstancePort,
   type LeaseStore,
   type Logger,
-  type RouteTable,
   type RouteTablePort,
   silentLogger,
 } from './ports.js';
@@ -156,13 +155,18 @@ export class Reconciler {
       }
     }
 
+    // The tables as the changes left them: the reclaims find their routes gone already.
+    const after = applyRouteChanges(tables, plan.changes, (c) => !notDone.has(c));
     for (const { lease, reason } of plan.reclaims) {
       const key = formatCidr(lease.subnet);
       const blocked = plan.changes.some((c) => notDone.has(c) && sameDestination(c.destination, key));
       if (blocked) continue; // routes first: the lease waits for the next sweep
       try {
-        const deleted = await this.store.delete(lease, reason === 'expired' ? { onlyIfExpiredAt: now } : {});
-        if (deleted) {
+        const { reclaimed, restored } = await this.writer.reclaim(lease, config, {
+          ...(reason === 'expired' ? { expiredAt: now } : {}),
+          tables: after,
+        });
+        if (reclaimed) {
           report.changes.push({
             action: 'lease-reclaimed',
             subnet: key,
@@ -172,8 +176,8 @@ export class Reconciler {
                 ? `expired at ${lease.expiresAt.toISOString()}`
                 : `holder ${lease.instanceId} is terminated or gone`,
           });
-        } else {
-          await this.restoreRegranted(lease, config, tables, report);
+        } else if (restored?.error) {
+          report.errors.push({ subnet: key, message: messageOf(restored.error) });
         }
       } catch (error) {
         report.errors.push({ subnet: key, message: `reclaim failed: ${messageOf(error)}` });
@@ -182,7 +186,6 @@ export class Reconciler {
 
     await this.disableSourceDestChecks(plan.liveLeases, instances, report);
 
-    const after = applyRouteChanges(tables, plan.changes, (c) => !notDone.has(c));
     for (const lease of plan.liveLeases) {
       const routes = leaseRouteStates(lease, after);
       if (sameRoutes(lease.routes, routes)) continue;
@@ -211,28 +214,6 @@ export class Reconciler {
 
     this.logger.info('reconcile done', { changes: report.changes.length, errors: report.errors.length });
     return { startedAt: now, changes: report.changes, errors: report.errors, usage };
-  }
-
-  /**
-   * The store refused to reclaim a lease: the subnet was granted again after we listed
-   * it, possibly before we deleted its route. Write the new holder's routes back.
-   */
-  private async restoreRegranted(
-    reclaimed: Lease,
-    config: NetworkConfig,
-    tables: readonly RouteTable[],
-    report: Sweep,
-  ): Promise<void> {
-    const current = await this.store.getBySubnet(reclaimed.subnet);
-    if (!current || !isLive(current, this.clock.now())) return;
-    this.logger.info('reclaim lost to a new grant; restoring its routes', describeLease(current));
-    const result = await this.writer.ensureLeaseRoutes(current, config, {
-      sourceDestCheck: false, // the grant handled it
-      routeTableIds: tables.map((t) => t.routeTableId),
-    });
-    if (result.error) {
-      report.errors.push({ subnet: formatCidr(current.subnet), message: messageOf(result.error) });
-    }
   }
 
   /** Source/destination check off on every live lease's ENI (it may have been turned back on by hand). */

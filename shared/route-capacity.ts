@@ -1,5 +1,5 @@
 /**
- * Route capacity (DESIGN.md invariant 3): how many routes of each table count against the
+ * Route capacity (the README's invariant 3): how many routes of each table count against the
  * quota, how many of them are someone else's, and so how many leases the tables admit.
  * Pure, like the planner beside it; the ledger that enforces the figure atomically is the
  * CapacityLedger port (shared/ports.ts).

@@ -1,5 +1,5 @@
 /**
- * Which routes are vpc-lease's (DESIGN.md invariants 4 and 5): the one definition that the
+ * Which routes are vpc-lease's (the README's invariants 4 and 5): the one definition that the
  * route planner, the route writer, the reconcile and the admin usage view all use.
  *
  * A route is owned only when BOTH hold:

@@ -3,7 +3,7 @@
  * that make them agree. Pure: no AWS, no clock, no environment; reconciler.ts does
  * the I/O and applies the plan.
  *
- * Ownership is route-ownership.ts's one definition (DESIGN.md invariants 4 and 5): a plan
+ * Ownership is route-ownership.ts's one definition (the README's invariants 4 and 5): a plan
  * creates only where no route exists, and replaces or deletes only owned routes. A foreign
  * route, even to a leased subnet, is left as it is (the lease's route stays pending there).
  */

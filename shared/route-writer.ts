@@ -10,7 +10,7 @@
 
 import { contains, formatCidr } from './cidr.js';
 import { ConflictError, ForeignRouteError, TransientError } from './errors.js';
-import { describeLease, type Lease, type LeaseRoute, type RouteState, sameRoutes } from './lease.js';
+import { describeLease, isLive, type Lease, type LeaseRoute, type RouteState, sameRoutes } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import {
   type CapacityLedger,
@@ -218,6 +218,42 @@ export class RouteWriter implements LeaseRouteWriter {
     }
     if (firstError !== undefined) throw firstError;
     return { removed, kept };
+  }
+
+  /**
+   * Reclaims an expired lease or a dead holder's, routes first: its routes go where they still
+   * point to its ENI (from `tables` when given, else one Describe), then its item, only if still
+   * this holder's and, with `expiredAt`, still expired then (a lease renewed meanwhile stays).
+   * When the store keeps the item because the subnet is held by a live lease again (granted
+   * meanwhile, possibly after its route was deleted here), that lease's routes are written back
+   * (`restored`). The one reclaim of the grant path and the reconcile.
+   */
+  async reclaim(
+    lease: Lease,
+    config: NetworkConfig,
+    options: { readonly expiredAt?: Date; readonly tables?: readonly RouteTable[] } = {},
+  ): Promise<{ reclaimed: boolean; restored?: EnsureRoutesResult }> {
+    await this.removeLeaseRoutes(lease, config, options.tables);
+    const deleted = await this.store.delete(
+      lease,
+      options.expiredAt ? { onlyIfExpiredAt: options.expiredAt } : {},
+    );
+    if (deleted) {
+      this.logger.info('lease reclaimed', {
+        ...describeLease(lease),
+        expired: options.expiredAt !== undefined,
+      });
+      return { reclaimed: true };
+    }
+    const current = await this.store.getBySubnet(lease.subnet);
+    if (!current || !isLive(current, this.clock.now())) return { reclaimed: false };
+    this.logger.info('reclaim lost to a new grant; restoring its routes', describeLease(current));
+    const tableIds = options.tables?.map((t) => t.routeTableId) ?? current.routes.map((r) => r.routeTableId);
+    const restored = await this.ensureLeaseRoutes(current, config, {
+      sourceDestCheck: false, // the grant handled it
+      routeTableIds: tableIds,
+    });
+    return { reclaimed: false, restored };
   }
 
   /**

@@ -22,7 +22,11 @@ import {
   EC2Client,
 } from '@aws-sdk/client-ec2';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { OFFLINE_AUTHORIZER_HEADER } from '../../shared/http/contract.js';
+import {
+  LOCAL_ACCOUNT_ID,
+  LOCAL_OPERATOR_ARN,
+  OFFLINE_AUTHORIZER_HEADER,
+} from '../../shared/http/contract.js';
 import { type MotoServer, startMoto } from './moto.js';
 import { ensureTable, findLocalVpc, LOCAL_VPC_NAME, type SeededVpc, seedVpc } from './seed.js';
 
@@ -30,8 +34,7 @@ export const LOCAL_REGION = 'us-east-1';
 export const LOCAL_STAGE = 'local';
 /** `${service}-${stage}`, as serverless.yml names the table */
 export const LOCAL_TABLE_NAME = 'vpc-lease-local';
-export const LOCAL_ACCOUNT = '000000000000';
-export const LOCAL_OPERATOR_ARN = `arn:aws:sts::${LOCAL_ACCOUNT}:assumed-role/vpc-lease-operator/local-operator`;
+export const LOCAL_ACCOUNT = LOCAL_ACCOUNT_ID;
 export const DEFAULT_NETWORK_CONFIG = {
   Network: '10.244.0.0/16',
   Backend: { Type: 'aws-vpc', RouteLimit: 50 },

@@ -2,7 +2,7 @@
  * LeaseStore on one DynamoDB table (layout in dynamodb-schema.ts).
  *
  * A lease is two items written in one transaction with the capacity ledger's counter, so
- * that each invariant of DESIGN.md is a condition on one item:
+ * that each invariant of the README is a condition on one item:
  *   SUBNET#<cidr>   no subnet is held by two live leases        (invariant 1)
  *   INSTANCE#<id>   an instance holds at most one lease          (invariant 2)
  *   CAPACITY        used < capacity: a place per lease item      (invariant 3, dynamodb-capacity-ledger.ts)
@@ -19,7 +19,7 @@ import {
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { type Cidr, formatCidr, parseCidr } from '../cidr.js';
+import { type Cidr, compareSubnets, formatCidr, parseCidr } from '../cidr.js';
 import { CapacityBelowUseError, ConflictError, ServiceUnavailableError } from '../errors.js';
 import type { Lease, LeaseRoute } from '../lease.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../network-config.js';
@@ -41,7 +41,7 @@ const CONFIG_KEY = 'CONFIG';
 const TABLES_KEY = 'TABLES';
 const subnetKey = (subnet: Cidr) => `SUBNET#${formatCidr(subnet)}`;
 const instanceKey = (instanceId: string) => `INSTANCE#${instanceId}`;
-/** the instance's last new grant (DESIGN.md grant interval); outlives the lease, so a release does not reset it */
+/** the instance's last new grant (the grant interval, docs/api.md); outlives the lease, so a release does not reset it */
 const grantKey = (instanceId: string) => `GRANT#${instanceId}`;
 
 /** Items stay around a week after expiry for forensics, then DynamoDB TTL may delete them. */
@@ -223,7 +223,7 @@ export class DynamoDbLeaseStore implements LeaseStore {
     const leases: Lease[] = [];
     for await (const item of this.scan('begins_with(pk, :p)', { ':p': 'SUBNET#' }))
       leases.push(toLease(item as unknown as LeaseItem));
-    return leases.sort(compareLeases);
+    return leases.sort((a, b) => compareSubnets(a.subnet, b.subnet));
   }
 
   async occupancy(now: Date): Promise<Occupancy> {
@@ -579,7 +579,3 @@ const numberOf = (value: unknown): number =>
   Number(typeof value === 'object' && value !== null && 'N' in value ? (value as { N: string }).N : value);
 
 const ttlFor = (expiresAtMs: number) => Math.floor(expiresAtMs / 1000) + TTL_GRACE_SECONDS;
-
-function compareLeases(a: Lease, b: Lease): number {
-  return a.subnet.base < b.subnet.base ? -1 : a.subnet.base > b.subnet.base ? 1 : 0;
-}

@@ -11,7 +11,7 @@ export interface Environment {
   /** the VPC whose route tables vpc-lease manages */
   vpcId: string;
   leaseTtlSeconds: number;
-  /** at most one new grant per instance per this many seconds (DESIGN.md "Leases"); default 30 */
+  /** at most one new grant per instance per this many seconds (docs/api.md); default 30 */
   grantIntervalSeconds?: number;
 }
 

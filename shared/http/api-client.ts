@@ -63,6 +63,17 @@ export class ApiError extends Error {
  * function's own answer (a 503 with Retry-After when AWS was too slow) rather than giving
  * up first and retrying while the first request is still being served.
  */
+/** A setting's value, undefined when it is unset or empty (an empty AWS_REGION means none). */
+export const nonEmpty = (value: string | undefined): string | undefined =>
+  value === undefined || value === '' ? undefined : value;
+
+/**
+ * The SDK's credential chain found nothing to sign with (a *ProviderError, thrown before any
+ * request is sent): a local setup problem, not an answer of the API.
+ */
+export const isMissingCredentials = (error: unknown): boolean =>
+  error instanceof Error && /ProviderError$/.test(error.name);
+
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);

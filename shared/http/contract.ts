@@ -139,13 +139,23 @@ export interface ErrorJson {
 /** serverless-offline's way to stand in for the IAM authorizer locally (run with --noAuth). */
 export const OFFLINE_AUTHORIZER_HEADER = 'sls-offline-authorizer-override';
 
+/** The account moto and the local stack answer for. */
+export const LOCAL_ACCOUNT_ID = '000000000000';
+
+/**
+ * The identity an operator claims on the local stack (`--local`, the demo) in the authorizer
+ * override header: an operator session, as an operator's assumed role appears to the IAM
+ * authorizer in AWS.
+ */
+export const LOCAL_OPERATOR_ARN = `arn:aws:sts::${LOCAL_ACCOUNT_ID}:assumed-role/vpc-lease-operator/local-operator`;
+
 export const offlineIdentityHeader = (
   instanceId: string,
   options: { account?: string; role?: string } = {},
 ): Record<string, string> => ({
   [OFFLINE_AUTHORIZER_HEADER]: JSON.stringify({
     iam: {
-      userArn: `arn:aws:sts::${options.account ?? '000000000000'}:assumed-role/${options.role ?? 'vpc-lease-host'}/${instanceId}`,
+      userArn: `arn:aws:sts::${options.account ?? LOCAL_ACCOUNT_ID}:assumed-role/${options.role ?? 'vpc-lease-host'}/${instanceId}`,
     },
   }),
 });

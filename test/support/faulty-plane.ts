@@ -10,7 +10,14 @@
  *   - the real services and Lambda handlers wired on the faulty clients; moto answers
  *     CreateRoute as EC2 does (RouteAlreadyExists), so the replace path is real.
  */
-import { CreateRouteCommand, DescribeRouteTablesCommand } from '@aws-sdk/client-ec2';
+import {
+  CreateRouteCommand,
+  DeleteRouteCommand,
+  DescribeRouteTablesCommand,
+  ModifyNetworkInterfaceAttributeCommand,
+  type Route,
+  StartInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { buildAdminHandler } from '../../functions/admin.js';
 import { buildInstanceStateHandler, type InstanceStateEvent } from '../../functions/instance-state.js';
 import { buildLeaseHandler } from '../../functions/lease.js';
@@ -113,6 +120,8 @@ export interface FaultyPlaneOptions {
   seed?: number;
   /** SDK attempts per call on the faulty clients (default 2) */
   maxAttempts?: number;
+  /** a network built before (createFaultyNetwork) and reset since; `tables` and `hosts` are its */
+  network?: FaultyNetwork;
 }
 
 let eventCounter = 0;
@@ -129,10 +138,40 @@ export const stateChange = (instanceId: string, state: string): InstanceStateEve
   detail: { 'instance-id': instanceId, state },
 });
 
-export async function createFaultyPlane(
+/**
+ * The EC2 side of a faulty plane, apart so that a property running many scenes builds it once
+ * (createFaultyNetwork) and puts it back between runs (resetFaultyNetwork) instead of resetting
+ * moto: each scene still gets its own lease table, clock, faults and services.
+ */
+export interface FaultyNetwork {
+  readonly fixture: NetworkFixture;
+  /** the hosts; a scene mutates their `state`, and the reset replaces the terminated ones */
+  readonly hosts: Host[];
+  /** the routes of the tables in scope as built: destination -> target */
+  readonly routesAtStart: ReadonlyMap<string, ReadonlyMap<string, string>>;
+}
+
+const targetKey = (route: Route): string =>
+  route.NetworkInterfaceId ?? route.InstanceId ?? route.GatewayId ?? route.VpcPeeringConnectionId ?? '?';
+
+async function routesOfTables(aws: MotoContext, routeTableIds: readonly string[]) {
+  const out = await aws.ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [...routeTableIds] }));
+  return new Map(
+    (out.RouteTables ?? []).map((t) => [
+      t.RouteTableId!,
+      new Map(
+        (t.Routes ?? []).flatMap((r) =>
+          r.DestinationCidrBlock ? [[r.DestinationCidrBlock, targetKey(r)]] : [],
+        ),
+      ) as Map<string, string>,
+    ]),
+  );
+}
+
+export async function createFaultyNetwork(
   aws: MotoContext,
-  options: FaultyPlaneOptions = {},
-): Promise<FaultyPlane> {
+  options: { tables?: number; hosts?: number } = {},
+): Promise<FaultyNetwork> {
   const fixture = await createNetworkFixture(aws.ec2, { tables: options.tables ?? 2 });
   await aws.ec2.send(
     new CreateRouteCommand({
@@ -158,6 +197,51 @@ export async function createFaultyPlane(
   );
   const launched = await launchHosts(aws.ec2, fixture, options.hosts ?? 8);
   const hosts: Host[] = launched.map((h) => ({ ...h, state: 'running' }));
+  return { fixture, hosts, routesAtStart: await routesOfTables(aws, fixture.routeTableIds) };
+}
+
+/**
+ * Puts the network back as createFaultyNetwork built it: every route a scene added to the
+ * tables in scope goes (lease routes, foreign routes it wrote), stopped hosts run again,
+ * terminated ones are replaced by new instances, and every host's source/destination check
+ * is on again. A route of the start that a scene changed is an invariant its check reported.
+ */
+export async function resetFaultyNetwork(aws: MotoContext, network: FaultyNetwork): Promise<void> {
+  const now = await routesOfTables(aws, network.fixture.routeTableIds);
+  for (const [routeTableId, routes] of now) {
+    const start = network.routesAtStart.get(routeTableId) ?? new Map<string, string>();
+    for (const destination of routes.keys()) {
+      if (!start.has(destination)) {
+        await aws.ec2.send(
+          new DeleteRouteCommand({ RouteTableId: routeTableId, DestinationCidrBlock: destination }),
+        );
+      }
+    }
+  }
+  const stopped = network.hosts.filter((h) => h.state === 'stopped').map((h) => h.instanceId);
+  if (stopped.length > 0) await aws.ec2.send(new StartInstancesCommand({ InstanceIds: stopped }));
+  const gone = network.hosts.flatMap((h, i) => (h.state === 'terminated' ? [i] : []));
+  const fresh = gone.length > 0 ? await launchHosts(aws.ec2, network.fixture, gone.length) : [];
+  gone.forEach((index, i) => {
+    network.hosts[index] = { ...fresh[i]!, state: 'running' };
+  });
+  for (const h of network.hosts) {
+    h.state = 'running';
+    await aws.ec2.send(
+      new ModifyNetworkInterfaceAttributeCommand({
+        NetworkInterfaceId: h.networkInterfaceId,
+        SourceDestCheck: { Value: true },
+      }),
+    );
+  }
+}
+
+export async function createFaultyPlane(
+  aws: MotoContext,
+  options: FaultyPlaneOptions = {},
+): Promise<FaultyPlane> {
+  const network = options.network ?? (await createFaultyNetwork(aws, options));
+  const { fixture, hosts } = network;
   const tableName = await aws.newTable();
   const config = parseNetworkConfig(
     options.config?.(fixture.routeTableIds) ?? {

@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../admin/cli.js';
-import { LOCAL_OPERATOR_ARN } from '../../admin/connection.js';
 import { formatLease } from '../../admin/format.js';
 import { CidrError, formatCidr, parseSubnetKey } from '../../shared/cidr.js';
 import {
@@ -27,6 +26,7 @@ import {
   ADMIN_PATHS,
   type ErrorJson,
   type LeaseJson,
+  LOCAL_OPERATOR_ARN,
   OFFLINE_AUTHORIZER_HEADER,
   type ReconcileReportJson,
   type RouteUsageJson,

@@ -4,6 +4,7 @@ import {
   type Cidr,
   CidrError,
   cidrOf,
+  compareSubnets,
   contains,
   containsIp,
   equals,
@@ -213,6 +214,17 @@ describe('cidrOf, size and lastAddress', () => {
         expect(network.base % size(network)).toBe(0n);
       }),
     );
+  });
+});
+
+describe('compareSubnets', () => {
+  it('orders by address, then the wider prefix first, and calls equal subnets equal', () => {
+    const sorted = ['10.244.7.0/24', '10.244.0.0/24', '10.244.0.0/16', '10.2.0.0/16']
+      .map(parseCidr)
+      .sort(compareSubnets)
+      .map(formatCidr);
+    expect(sorted).toEqual(['10.2.0.0/16', '10.244.0.0/16', '10.244.0.0/24', '10.244.7.0/24']);
+    expect(compareSubnets(parseCidr('10.244.7.0/24'), parseCidr('10.244.7.0/24'))).toBe(0);
   });
 });
 
