@@ -16,7 +16,7 @@ import {
   VpcLeaseError,
 } from './errors.js';
 import { allRoutesActive, isLive, type Lease, type LeaseRoute } from './lease.js';
-import { isLeasable, leasableCount, type NetworkConfig } from './network-config.js';
+import { isLeasable, leasableCount, type NetworkConfig, pairedIpv6Subnet } from './network-config.js';
 import type {
   CapacityUsage,
   Clock,
@@ -29,7 +29,8 @@ import type {
   StoredConfig,
 } from './ports.js';
 import { fullestTable } from './route-capacity.js';
-import { isClaimedByForeign } from './route-ownership.js';
+import { coversFamilies, routesOf } from './route-family.js';
+import { isClaimedByForeign, parseDestination } from './route-ownership.js';
 
 /** What the lease service needs from the route side (implemented by RouteService). */
 export interface LeaseRouteWriter {
@@ -123,7 +124,7 @@ export class LeaseService {
     ) {
       const renewed = await this.deps.store.renew(existing, this.expiry(now));
       if (renewed) {
-        if (allRoutesActive(renewed) && coversTables(renewed, context.snapshot))
+        if (allRoutesActive(renewed) && coversTables(renewed, config, context.snapshot))
           return { lease: renewed, config, outcome: 'renewed' };
         // A grant whose routes stayed pending (EC2 throttled): finish it now.
         const nic = await this.verifyInstance(instanceId, request.privateIp);
@@ -305,9 +306,20 @@ export class LeaseService {
   ): Promise<{ lease: Lease; adopted: boolean }> {
     const { store } = this.deps;
     const { now } = request;
-    // Subnets that foreign routes cover or overlap are never leased (invariant 5).
-    const claims = (snapshot.foreignClaims ?? []).map((c) => parseCidr(c));
-    const blocked = claims.length > 0 ? (subnet: Cidr) => isClaimedByForeign(subnet, claims) : undefined;
+    // Subnets that foreign routes cover or overlap are never leased (invariant 5), in either
+    // family: a subnet whose IPv6 partner a foreign IPv6 route claims is skipped too.
+    const claims = (snapshot.foreignClaims ?? []).flatMap((c) => {
+      const claim = parseDestination(c);
+      return claim ? [claim] : [];
+    });
+    const blocked =
+      claims.length > 0
+        ? (subnet: Cidr) => {
+            if (isClaimedByForeign(subnet, claims)) return true;
+            const ipv6 = isLeasable(config, subnet) ? pairedIpv6Subnet(config, subnet) : undefined;
+            return ipv6 !== undefined && isClaimedByForeign(ipv6, claims);
+          }
+        : undefined;
     const lost = new Set<string>();
     // What reads have shown so far: subnets with a lease item (the hint the strategy avoids).
     const known: { subnets: Set<string>; expiredSubnets: Set<string> } = {
@@ -349,14 +361,22 @@ export class LeaseService {
         continue;
       }
 
+      // Dual stack: the IPv6 subnet of the same index. Unique because the IPv4 subnet is, so
+      // invariant 1 holds for IPv6 on the same item.
+      const ipv6Subnet = pairedIpv6Subnet(config, subnet);
       const result = await store.grant(
         {
           subnet,
+          ...(ipv6Subnet ? { ipv6Subnet } : {}),
           instanceId: request.instanceId,
           privateIp: request.privateIp,
           networkInterfaceId: request.networkInterfaceId,
           expiresAt: this.expiry(now),
-          routes: snapshot.tables.map((t) => ({ routeTableId: t.routeTableId, state: 'pending' as const })),
+          routes: routesOf(
+            config,
+            snapshot.tables.map((t) => t.routeTableId),
+            'pending',
+          ),
         },
         now,
       );
@@ -464,10 +484,21 @@ export class LeaseService {
   }
 }
 
-function coversTables(lease: Lease, snapshot: RouteTableSnapshot | undefined): boolean {
+/**
+ * Whether the lease records a route of every family in every table of the snapshot. A lease
+ * granted before dual stack was published does not: its renewal writes its IPv6 routes.
+ */
+function coversTables(
+  lease: Lease,
+  config: NetworkConfig,
+  snapshot: RouteTableSnapshot | undefined,
+): boolean {
+  if (config.ipv6 && !lease.ipv6Subnet) return false;
   if (!snapshot) return true;
-  return snapshot.tables.every((t) =>
-    lease.routes.some((r: LeaseRoute) => r.routeTableId === t.routeTableId),
+  return coversFamilies(
+    lease,
+    config,
+    snapshot.tables.map((t) => t.routeTableId),
   );
 }
 

@@ -23,10 +23,17 @@ export interface StoredConfig {
 
 /** What the route tables in scope looked like at `refreshedAt`; the grant path reads this instead of EC2. */
 export interface RouteTableSnapshot {
-  readonly tables: readonly { readonly routeTableId: string; readonly foreignRoutes: number }[];
+  readonly tables: readonly {
+    readonly routeTableId: string;
+    /** IPv4 routes that are not vpc-lease's and count against RouteLimit */
+    readonly foreignRoutes: number;
+    /** dual stack: likewise for the table's IPv6 routes, which AWS counts on their own */
+    readonly foreignIpv6Routes?: number;
+  }[];
   /**
-   * Ranges strictly inside Network that foreign routes claim (route-ownership.ts): no lease is
-   * granted on a subnet they cover or overlap. Absent in snapshots written before it existed.
+   * Ranges strictly inside Network (and in dual stack IPv6Network) that foreign routes claim
+   * (route-ownership.ts): no lease is granted on a subnet, or a subnet whose IPv6 partner, they
+   * cover or overlap. Absent in snapshots written before it existed.
    */
   readonly foreignClaims?: readonly string[];
   readonly refreshedAt: Date;
@@ -34,6 +41,8 @@ export interface RouteTableSnapshot {
 
 export interface NewLease {
   readonly subnet: Cidr;
+  /** dual stack: the IPv6 subnet paired with `subnet` (network-config.ts pairedIpv6Subnet) */
+  readonly ipv6Subnet?: Cidr;
   readonly instanceId: string;
   readonly privateIp: string;
   readonly networkInterfaceId: string;
@@ -151,7 +160,10 @@ export interface LeaseStore {
   grant(lease: NewLease, now: Date): Promise<GrantResult>;
   /** Extends a live lease held by the same instance; undefined when it is gone or held by another. */
   renew(lease: Lease, expiresAt: Date): Promise<Lease | undefined>;
-  /** Records route states on the lease, if the lease is still the same holder's. */
+  /**
+   * Records route states on the lease, if the lease is still the same holder's; also its
+   * `ipv6Subnet` when it has one (a lease granted before dual stack learns it this way).
+   */
   updateRoutes(lease: Lease, routes: readonly LeaseRoute[]): Promise<Lease | undefined>;
   /**
    * Deletes the lease's items and gives its place back, if they still belong to this holder
