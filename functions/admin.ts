@@ -142,8 +142,8 @@ export function buildAdminHandler(deps: AdminHandlerDependencies) {
 }
 
 export const handler = lazyHandler(() => {
-  const { store, instances, leases, configs, routes, imports, clock } = createDependencies();
-  const admin = new AdminService({ store, instances, leases, configs, routes, clock });
+  const { store, instances, leases, configs, routes, reconciler, imports, clock } = createDependencies();
+  const admin = new AdminService({ store, instances, leases, configs, routes, reconciler, clock });
   return buildAdminHandler({ admin, imports, hosts: readHostIdentity(), logger, metrics });
 });
 

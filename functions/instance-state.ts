@@ -1,7 +1,7 @@
 /**
  * EventBridge "EC2 Instance State-change Notification" (source aws.ec2). EventBridge
  * delivers at least once and out of order, so the handler decides from current state
- * (RouteService.onInstanceState reads the lease and describes the instance afresh).
+ * (InstanceEvents.onInstanceState reads the lease and describes the instance afresh).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -10,8 +10,8 @@ import type { Context, EventBridgeEvent } from 'aws-lambda';
 import { createDependencies } from '../shared/adapters/dependencies.js';
 import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { logger } from '../shared/adapters/observability.js';
+import type { InstanceEvents, InstanceStateOutcome } from '../shared/instance-events.js';
 import { INSTANCE_ID } from '../shared/lease.js';
-import type { InstanceStateOutcome, RouteService } from '../shared/route-service.js';
 
 export type InstanceStateEvent = EventBridgeEvent<
   'EC2 Instance State-change Notification',
@@ -19,7 +19,7 @@ export type InstanceStateEvent = EventBridgeEvent<
 >;
 
 export interface InstanceStateHandlerDependencies {
-  routes: Pick<RouteService, 'onInstanceState'>;
+  instanceEvents: Pick<InstanceEvents, 'onInstanceState'>;
   logger: Logger;
 }
 
@@ -38,7 +38,7 @@ export function buildInstanceStateHandler(deps: InstanceStateHandlerDependencies
         return { action: 'none', reason: 'malformed event' };
       }
       deps.logger.appendKeys({ instanceId, eventState: state, eventId: event.id });
-      const outcome = await deps.routes.onInstanceState(instanceId, state);
+      const outcome = await deps.instanceEvents.onInstanceState(instanceId, state);
       deps.logger.info('state change handled', { outcome });
       if (outcome.action === 'ensured' && outcome.error) {
         // Throttled or EC2 unavailable: fail the invocation so Lambda's async retries (then the DLQ) take over.
@@ -49,5 +49,5 @@ export function buildInstanceStateHandler(deps: InstanceStateHandlerDependencies
 }
 
 export const handler = lazyHandler(() =>
-  buildInstanceStateHandler({ routes: createDependencies().routes, logger }),
+  buildInstanceStateHandler({ instanceEvents: createDependencies().instanceEvents, logger }),
 );

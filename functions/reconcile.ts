@@ -13,10 +13,10 @@ import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { logger, METRIC_DIMENSIONS, METRIC_NAMES, metrics } from '../shared/adapters/observability.js';
 import type { ConfigService } from '../shared/config-service.js';
 import type { ReconcileReportJson } from '../shared/http/contract.js';
-import type { RouteService } from '../shared/route-service.js';
+import type { Reconciler } from '../shared/reconciler.js';
 
 export interface ReconcileHandlerDependencies {
-  routes: Pick<RouteService, 'reconcile'>;
+  reconciler: Pick<Reconciler, 'reconcile'>;
   configs: Pick<ConfigService, 'get'>;
   logger: Logger;
   metrics?: Metrics;
@@ -29,7 +29,7 @@ export function buildReconcileHandler(deps: ReconcileHandlerDependencies) {
   if (deps.metrics) chain.use(logMetrics(deps.metrics));
   return chain.handler(async () => {
     const { config } = await deps.configs.get();
-    const report = await deps.routes.reconcile(config);
+    const report = await deps.reconciler.reconcile(config);
     deps.logger.debug('reconcile report', { report });
     if (deps.metrics) publishMetrics(deps.metrics, report);
     return report;
@@ -50,6 +50,6 @@ export function publishMetrics(metrics: Metrics, report: ReconcileReportJson): v
 }
 
 export const handler = lazyHandler(() => {
-  const { routes, configs } = createDependencies();
-  return buildReconcileHandler({ routes, configs, logger, metrics });
+  const { reconciler, configs } = createDependencies();
+  return buildReconcileHandler({ reconciler, configs, logger, metrics });
 });

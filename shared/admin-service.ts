@@ -13,7 +13,7 @@ import type { Clock, InstancePort, LeaseStore, RouteEntry, RouteTable, StoredCon
 import { type RouteUsage, routeUsage } from './route-capacity.js';
 import { familyConfig, familyTable } from './route-family.js';
 import { foreignClaims, isOwnedRoute } from './route-ownership.js';
-import { type DeadHolders, findDeadHolders } from './route-planner.js';
+import { findDeadHolders, targetIsDead } from './route-planner.js';
 
 export interface AdminServiceDeps {
   store: Pick<LeaseStore, 'list' | 'getBySubnet'>;
@@ -23,10 +23,8 @@ export interface AdminServiceDeps {
     get(): Promise<StoredConfig>;
     publish(input: unknown, options?: { expectedVersion?: number }): Promise<StoredConfig>;
   };
-  routes: {
-    tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
-    reconcile(config: NetworkConfig): Promise<ReconcileReportJson>;
-  };
+  routes: { tablesInScope(config: NetworkConfig): Promise<RouteTable[]> };
+  reconciler: { reconcile(config: NetworkConfig): Promise<ReconcileReportJson> };
   clock: Clock;
 }
 
@@ -137,7 +135,7 @@ export class AdminService {
 
   async reconcile(): Promise<ReconcileReportJson> {
     const { config } = await this.deps.configs.get();
-    return this.deps.routes.reconcile(config);
+    return this.deps.reconciler.reconcile(config);
   }
 }
 
@@ -182,7 +180,3 @@ function compareSubnets(a: Cidr, b: Cidr): number {
 }
 
 const noLease = (subnet: Cidr) => new NotFoundError(`No lease holds ${formatCidr(subnet)}.`);
-
-const targetIsDead = (route: RouteEntry, dead: DeadHolders): boolean =>
-  (route.networkInterfaceId !== undefined && dead.networkInterfaceIds.has(route.networkInterfaceId)) ||
-  (route.instanceId !== undefined && dead.instanceIds.has(route.instanceId));

@@ -6,14 +6,8 @@
 import { equals, formatCidr, overlaps, parseCidr } from './cidr.js';
 import { ConfigMissingError, ConflictError, ValidationError } from './errors.js';
 import { isLive, type Lease } from './lease.js';
-import {
-  isLeasable,
-  type NetworkConfig,
-  pairedIpv6Subnet,
-  parseNetworkConfig,
-  refuseIpv6VpcOverlap,
-  refuseUnroutedDualStack,
-} from './network-config.js';
+import { isLeasable, type NetworkConfig, pairedIpv6Subnet, parseNetworkConfig } from './network-config.js';
+import { refuseIpv6VpcOverlap, refuseUnroutedDualStack } from './network-config-ipv6.js';
 import type {
   Clock,
   InstancePort,

@@ -10,44 +10,25 @@ import {
   ForeignRouteError,
   RouteLimitExceededError,
   ServiceUnavailableError,
-  SubnetsExhaustedError,
   TooManyRequestsError,
   ValidationError,
   VpcLeaseError,
 } from './errors.js';
 import { allRoutesActive, isLive, type Lease, type LeaseRoute } from './lease.js';
-import { isLeasable, leasableCount, type NetworkConfig, pairedIpv6Subnet } from './network-config.js';
+import { isLeasable, type NetworkConfig } from './network-config.js';
 import type {
-  CapacityUsage,
   Clock,
   InstanceInfo,
   InstancePort,
+  LeaseRouteWriter,
   LeaseStore,
   NetworkInterface,
   Occupancy,
   RouteTableSnapshot,
   StoredConfig,
 } from './ports.js';
-import { fullestTable } from './route-capacity.js';
-import { coversFamilies, routesOf } from './route-family.js';
-import { isClaimedByForeign, parseDestination } from './route-ownership.js';
-
-/** What the lease service needs from the route side (implemented by RouteService). */
-export interface LeaseRouteWriter {
-  /** Describes the tables in scope and stores how many foreign routes each holds. */
-  refreshSnapshot(config: NetworkConfig): Promise<{ snapshot: RouteTableSnapshot }>;
-  /**
-   * Writes the lease's route in each table. Throws RouteLimitExceededError when EC2 refuses
-   * for lack of room; throttling and outages leave the route `pending` and come back as `error`.
-   */
-  ensureLeaseRoutes(
-    lease: Lease,
-    config: NetworkConfig,
-    options: { sourceDestCheck: boolean; routeTableIds: readonly string[] },
-  ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: unknown }>;
-  /** Deletes the lease's routes that still point to its ENI; never another holder's. */
-  removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<unknown>;
-}
+import { coversFamilies } from './route-family.js';
+import { claimSubnet, type SubnetClaimDeps } from './subnet-claim.js';
 
 export interface LeaseServiceOptions {
   store: LeaseStore;
@@ -80,21 +61,16 @@ export interface AcquireResult {
 
 export const DEFAULT_GRANT_INTERVAL_SECONDS = 30;
 
-/** Grant attempts per request; each lost race excludes what it lost, so this is generous. */
-const MAX_GRANT_ATTEMPTS = 12;
-/**
- * Subnets whose occupancy one re-read after a lost race asks for (one BatchGetItem): enough
- * that some are free unless the network is nearly full (then the whole table is scanned).
- */
-const CANDIDATE_BLOCK = 20;
-
 export class LeaseService {
-  private readonly strategy: AllocationStrategy;
-  private readonly random: Random;
+  private readonly claimDeps: SubnetClaimDeps;
 
   constructor(private readonly deps: LeaseServiceOptions) {
-    this.strategy = deps.strategy ?? STRATEGIES.random;
-    this.random = deps.random ?? Math.random;
+    this.claimDeps = {
+      store: deps.store,
+      strategy: deps.strategy ?? STRATEGIES.random,
+      random: deps.random ?? Math.random,
+      reclaimOne: (occupancy, config, now) => this.reclaimOne(occupancy, config, now),
+    };
   }
 
   async getConfig(): Promise<StoredConfig> {
@@ -155,11 +131,12 @@ export class LeaseService {
     // A foreign route the snapshot did not know yet may hold the chosen subnet's destination:
     // the grant is undone, the snapshot re-read (it now claims that subnet) and one more tried.
     for (let attempt = 1; ; attempt++) {
-      const granted = await this.grant(config, snapshot, {
+      const granted = await claimSubnet(this.claimDeps, config, snapshot, {
         instanceId,
         privateIp: request.privateIp,
         networkInterfaceId: nic.networkInterfaceId,
         preferred,
+        expiresAt: this.expiry(now),
         now,
       });
       if (granted.adopted) return { lease: granted.lease, config, outcome: 'renewed' };
@@ -293,144 +270,6 @@ export class LeaseService {
     return (await this.deps.routes.refreshSnapshot(config)).snapshot;
   }
 
-  private async grant(
-    config: NetworkConfig,
-    snapshot: RouteTableSnapshot,
-    request: {
-      instanceId: string;
-      privateIp: string;
-      networkInterfaceId: string;
-      preferred: Cidr | undefined;
-      now: Date;
-    },
-  ): Promise<{ lease: Lease; adopted: boolean }> {
-    const { store } = this.deps;
-    const { now } = request;
-    // Subnets that foreign routes cover or overlap are never leased (invariant 5), in either
-    // family: a subnet whose IPv6 partner a foreign IPv6 route claims is skipped too.
-    const claims = (snapshot.foreignClaims ?? []).flatMap((c) => {
-      const claim = parseDestination(c);
-      return claim ? [claim] : [];
-    });
-    const blocked =
-      claims.length > 0
-        ? (subnet: Cidr) => {
-            if (isClaimedByForeign(subnet, claims)) return true;
-            const ipv6 = isLeasable(config, subnet) ? pairedIpv6Subnet(config, subnet) : undefined;
-            return ipv6 !== undefined && isClaimedByForeign(ipv6, claims);
-          }
-        : undefined;
-    const lost = new Set<string>();
-    // What reads have shown so far: subnets with a lease item (the hint the strategy avoids).
-    const known: { subnets: Set<string>; expiredSubnets: Set<string> } = {
-      subnets: new Set(),
-      expiredSubnets: new Set(),
-    };
-    let scanned: Occupancy | undefined;
-    // Free subnets of the last block read, in the strategy's order: tried before choosing again.
-    let candidates: Cidr[] = [];
-    let preferred = request.preferred;
-    const learn = (seen: Occupancy) => {
-      for (const s of seen.subnets) known.subnets.add(s);
-      for (const s of seen.expiredSubnets) known.expiredSubnets.add(s);
-    };
-    const choose = (exclude: ReadonlySet<string>) =>
-      this.strategy({
-        config,
-        occupied: withoutExpired(known.subnets, known.expiredSubnets, preferred),
-        exclude,
-        preferred,
-        blocked,
-        random: this.random,
-      });
-
-    // First try blind (no read): with few leases out, a random pick almost always wins.
-    for (let attempt = 0; attempt < MAX_GRANT_ATTEMPTS; attempt++) {
-      const subnet = candidates.shift() ?? choose(lost);
-      if (!subnet) {
-        // Nothing free in what we know: read everything once, then free what expired leases hold.
-        if (scanned && !(await this.reclaimOne(scanned, config, now))) {
-          throw new SubnetsExhaustedError({
-            network: formatCidr(config.network),
-            total: leasableCount(config),
-          });
-        }
-        scanned = await store.occupancy(now);
-        learn(scanned);
-        lost.clear();
-        continue;
-      }
-
-      // Dual stack: the IPv6 subnet of the same index. Unique because the IPv4 subnet is, so
-      // invariant 1 holds for IPv6 on the same item.
-      const ipv6Subnet = pairedIpv6Subnet(config, subnet);
-      const result = await store.grant(
-        {
-          subnet,
-          ...(ipv6Subnet ? { ipv6Subnet } : {}),
-          instanceId: request.instanceId,
-          privateIp: request.privateIp,
-          networkInterfaceId: request.networkInterfaceId,
-          expiresAt: this.expiry(now),
-          routes: routesOf(
-            config,
-            snapshot.tables.map((t) => t.routeTableId),
-            'pending',
-          ),
-        },
-        now,
-      );
-      if (result.granted) return { lease: result.lease, adopted: false };
-
-      if (result.conflicts.includes('instance-has-lease')) {
-        // A concurrent request of the same instance won: answer with its lease (acquire is idempotent).
-        const mine = await store.getByInstance(request.instanceId);
-        if (mine && isLive(mine, now)) return { lease: mine, adopted: true };
-      }
-      if (result.conflicts.includes('no-capacity') && isFull(result.capacity)) {
-        // Every place is held: free one an expired lease holds (routes first), or refuse.
-        scanned ??= await store.occupancy(now);
-        if (!(await this.reclaimOne(scanned, config, now)))
-          throw routeLimitExceeded(config, snapshot, result.capacity);
-        scanned = undefined;
-        continue; // the same subnet again: it was not lost
-      }
-      if (result.conflicts.includes('subnet-taken')) {
-        lost.add(formatCidr(subnet));
-        known.subnets.add(formatCidr(subnet));
-        preferred = undefined;
-        // A bounded re-read: the occupancy of a block of fresh candidates, not the whole table.
-        if (candidates.length === 0) candidates = await this.freeAmong(choose, lost, now, learn);
-      }
-      // A place lost to a concurrent write (not a full ledger): try again as it is.
-    }
-    throw new ServiceUnavailableError(
-      'Too many hosts are joining at once; no subnet could be claimed in this request. Retry shortly.',
-      1,
-    );
-  }
-
-  /** Up to CANDIDATE_BLOCK candidates the strategy would choose next, read in one request; the free ones. */
-  private async freeAmong(
-    choose: (exclude: ReadonlySet<string>) => Cidr | undefined,
-    lost: ReadonlySet<string>,
-    now: Date,
-    learn: (seen: Occupancy) => void,
-  ): Promise<Cidr[]> {
-    const block: Cidr[] = [];
-    const picked = new Set(lost);
-    for (let i = 0; i < CANDIDATE_BLOCK; i++) {
-      const candidate = choose(picked);
-      if (!candidate) break;
-      block.push(candidate);
-      picked.add(formatCidr(candidate));
-    }
-    if (block.length === 0) return [];
-    const seen = await this.deps.store.occupancyOf(block, now);
-    learn(seen);
-    return block.filter((c) => !seen.subnets.has(formatCidr(c)));
-  }
-
   /** Frees capacity held by expired leases: reclaims one expired lease (routes first). */
   private async reclaimOne(occupancy: Occupancy, config: NetworkConfig, now: Date): Promise<boolean> {
     for (const subnet of occupancy.expiredSubnets) {
@@ -509,37 +348,6 @@ function parsePrevious(text: string | undefined): Cidr | undefined {
   } catch (error) {
     throw new ValidationError(`previousSubnet: ${(error as CidrError).message}.`, { cause: error });
   }
-}
-
-/** The preferred subnet stays choosable when it is only held by an expired lease (a takeover is allowed). */
-function withoutExpired(
-  subnets: ReadonlySet<string>,
-  expired: ReadonlySet<string>,
-  preferred: Cidr | undefined,
-): ReadonlySet<string> {
-  const key = preferred && formatCidr(preferred);
-  if (!key || !expired.has(key)) return subnets;
-  const copy = new Set(subnets);
-  copy.delete(key);
-  return copy;
-}
-
-const isFull = (usage: CapacityUsage | undefined): usage is CapacityUsage =>
-  usage !== undefined && usage.used >= usage.capacity;
-
-/** 409 with the fullest table's figures: its foreign routes plus the places leases hold. */
-function routeLimitExceeded(
-  config: NetworkConfig,
-  snapshot: RouteTableSnapshot,
-  usage: CapacityUsage,
-): RouteLimitExceededError {
-  const fullest = fullestTable(snapshot);
-  const limit = config.backend.routeLimit;
-  return new RouteLimitExceededError({
-    used: Math.min(limit, (fullest?.foreignRoutes ?? 0) + usage.used),
-    limit,
-    ...(fullest ? { routeTableId: fullest.routeTableId } : {}),
-  });
 }
 
 function tooSoon(instanceId: string, intervalMs: number, waitMs: number): TooManyRequestsError {

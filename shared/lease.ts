@@ -41,6 +41,13 @@ export const isLive = (lease: Pick<Lease, 'expiresAt'>, now: Date): boolean =>
 export const allRoutesActive = (lease: Pick<Lease, 'routes'>): boolean =>
   lease.routes.every((r) => r.state === 'active');
 
+/** Whether two lists record the same state for the same tables (order aside). */
+export function sameRoutes(a: readonly LeaseRoute[], b: readonly LeaseRoute[]): boolean {
+  if (a.length !== b.length) return false;
+  const states = new Map(a.map((r) => [r.routeTableId, r.state]));
+  return b.every((r) => states.get(r.routeTableId) === r.state);
+}
+
 export const describeLease = (lease: Lease): Record<string, unknown> => ({
   subnet: formatCidr(lease.subnet),
   ...(lease.ipv6Subnet ? { ipv6Subnet: formatCidr(lease.ipv6Subnet) } : {}),

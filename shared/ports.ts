@@ -12,6 +12,15 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
+/** The logger shape the core accepts (a subset of Powertools' Logger). */
+export interface Logger {
+  info(message: string, extra?: object): void;
+  warn(message: string, extra?: object): void;
+  error(message: string, extra?: object): void;
+}
+
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
 // ---------------------------------------------------------------- lease store
 
 export interface StoredConfig {
@@ -171,6 +180,37 @@ export interface LeaseStore {
    * reclaim must not delete a lease renewed meanwhile). Returns false when nothing was deleted.
    */
   delete(lease: Lease, options?: { onlyIfExpiredAt?: Date }): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------- the route writer
+
+/**
+ * What the lease, config and import services need from the route side (implemented by
+ * RouteWriter in route-writer.ts): the tables in scope, the capacity snapshot, and one
+ * lease's routes written or removed.
+ */
+export interface LeaseRouteWriter {
+  /** The tables of Backend.RouteTableID, or every table of the VPC; one paginated Describe. */
+  tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
+  /**
+   * Stores how many foreign routes each table in scope holds (describing them unless `tables`
+   * is given) and sets the route capacity that leaves.
+   */
+  refreshSnapshot(
+    config: NetworkConfig,
+    tables?: readonly RouteTable[],
+  ): Promise<{ snapshot: RouteTableSnapshot; tables: readonly RouteTable[]; usage?: CapacityUsage }>;
+  /**
+   * Writes the lease's route in each table. Throws RouteLimitExceededError when EC2 refuses
+   * for lack of room; throttling and outages leave the route `pending` and come back as `error`.
+   */
+  ensureLeaseRoutes(
+    lease: Lease,
+    config: NetworkConfig,
+    options: { readonly sourceDestCheck: boolean; readonly routeTableIds: readonly string[] },
+  ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: unknown }>;
+  /** Deletes the lease's routes that still point to its ENI; never another holder's. */
+  removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<unknown>;
 }
 
 // ---------------------------------------------------------------- EC2

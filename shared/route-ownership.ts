@@ -36,6 +36,14 @@ export function parseDestination(destination: string): Cidr | undefined {
   }
 }
 
+/** Whether two route destinations name the same CIDR, however each is written. */
+export function sameDestination(a: string, b: string): boolean {
+  if (a === b) return true;
+  const ca = parseDestination(a);
+  const cb = parseDestination(b);
+  return ca !== undefined && cb !== undefined && formatCidr(ca) === formatCidr(cb);
+}
+
 /** Exactly one leasable subnet of the config. */
 export function isLeasableDestination(config: NetworkConfig, destination: string): boolean {
   const cidr = parseDestination(destination);

@@ -1,6 +1,6 @@
 /**
  * Route planning: from what the route tables hold and what the leases say, the changes
- * that make them agree. Pure: no AWS, no clock, no environment; route-service.ts does
+ * that make them agree. Pure: no AWS, no clock, no environment; reconciler.ts does
  * the I/O and applies the plan.
  *
  * Ownership is route-ownership.ts's one definition (DESIGN.md invariants 4 and 5): a plan
@@ -10,8 +10,8 @@
 import { contains, formatCidr } from './cidr.js';
 import { isLive, type Lease, type LeaseRoute } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
-import type { InstanceInfo, RouteEntry, RouteTable, RouteTableSnapshot } from './ports.js';
-import { foreignClaims, isOwnedRoute, parseDestination, pointsTo, targetOf } from './route-ownership.js';
+import type { InstanceInfo, RouteEntry, RouteTable } from './ports.js';
+import { isOwnedRoute, parseDestination, pointsTo, sameDestination, targetOf } from './route-ownership.js';
 
 // ---------------------------------------------------------------- dead holders
 
@@ -55,10 +55,15 @@ export function findDeadHolders(
   return { instanceIds, networkInterfaceIds };
 }
 
-const holderIsDead = (holder: Pick<Lease, 'instanceId' | 'networkInterfaceId'>, dead: DeadHolders) =>
+/** Whether the holder is among the dead: its instance is gone or its ENI is no longer attached. */
+export const holderIsDead = (
+  holder: Pick<Lease, 'instanceId' | 'networkInterfaceId'>,
+  dead: DeadHolders,
+): boolean =>
   dead.instanceIds.has(holder.instanceId) || dead.networkInterfaceIds.has(holder.networkInterfaceId);
 
-const targetIsDead = (route: RouteEntry, dead: DeadHolders) =>
+/** Whether the route's target (ENI or instance) belongs to a dead holder. */
+export const targetIsDead = (route: RouteEntry, dead: DeadHolders): boolean =>
   (route.networkInterfaceId !== undefined && dead.networkInterfaceIds.has(route.networkInterfaceId)) ||
   (route.instanceId !== undefined && dead.instanceIds.has(route.instanceId));
 
@@ -237,13 +242,6 @@ export function applyRouteChanges(
     }
     return { ...table, routes };
   });
-}
-
-function sameDestination(a: string, b: string): boolean {
-  if (a === b) return true;
-  const ca = parseDestination(a);
-  const cb = parseDestination(b);
-  return ca !== undefined && cb !== undefined && formatCidr(ca) === formatCidr(cb);
 }
 
 /**

@@ -175,7 +175,7 @@ export async function runConvergence(input: {
     () => {
       reconcileRuns++;
       void fleet
-        .invoke((env) => env.deps.routes.reconcile(scene.config))
+        .invoke((env) => env.deps.reconciler.reconcile(scene.config))
         .catch(() => undefined /* a throttled sweep is retried by the next one */);
     },
     (reconcileEvery * 1000) / input.timeScale,

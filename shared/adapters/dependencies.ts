@@ -7,9 +7,11 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConfigService } from '../config-service.js';
 import { ImportService } from '../import-service.js';
+import { InstanceEvents } from '../instance-events.js';
 import { LeaseService } from '../lease-service.js';
 import { type Clock, systemClock } from '../ports.js';
-import { RouteService } from '../route-service.js';
+import { Reconciler } from '../reconciler.js';
+import { RouteWriter } from '../route-writer.js';
 import { createDynamoDbClient, createEc2Client } from './aws-clients.js';
 import { DynamoDbLeaseStore } from './dynamodb-lease-store.js';
 import { Ec2Instances } from './ec2-instances.js';
@@ -22,7 +24,9 @@ export interface Dependencies {
   store: DynamoDbLeaseStore;
   instances: Ec2Instances;
   routeTables: Ec2RouteTables;
-  routes: RouteService;
+  routes: RouteWriter;
+  instanceEvents: InstanceEvents;
+  reconciler: Reconciler;
   leases: LeaseService;
   configs: ConfigService;
   imports: ImportService;
@@ -46,7 +50,7 @@ export function createDependencies(
   const store = new DynamoDbLeaseStore(options.dynamo ?? createDynamoDbClient(), environment.tableName);
   const instances = new Ec2Instances(ec2);
   const routeTables = new Ec2RouteTables(ec2);
-  const routes = new RouteService({
+  const routes = new RouteWriter({
     routes: routeTables,
     instances,
     store,
@@ -55,6 +59,8 @@ export function createDependencies(
     logger,
     ledger: store.capacity,
   });
+  const instanceEvents = new InstanceEvents({ writer: routes, instances, store, clock, logger });
+  const reconciler = new Reconciler({ writer: routes, routes: routeTables, instances, store, clock, logger });
   const leases = new LeaseService({
     store,
     instances,
@@ -84,5 +90,18 @@ export function createDependencies(
     leaseTtlSeconds: environment.leaseTtlSeconds,
     logger,
   });
-  return { environment, store, instances, routeTables, routes, leases, configs, imports, clock, logger };
+  return {
+    environment,
+    store,
+    instances,
+    routeTables,
+    routes,
+    instanceEvents,
+    reconciler,
+    leases,
+    configs,
+    imports,
+    clock,
+    logger,
+  };
 }

@@ -1,7 +1,7 @@
 /**
  * RouteTablePort over EC2. Translates route tables into RouteEntry values and EC2's
  * error codes into outcomes ('exists', 'absent') or domain errors. No decisions here:
- * which route to touch is route-planner.ts's and route-service.ts's job.
+ * which route to touch is the job of route-planner.ts, route-writer.ts and reconciler.ts.
  *
  * EC2 error codes: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
  */

@@ -2,7 +2,7 @@
  * The HTTP contract (docs/api.md), shared by the functions, the host agent and the admin CLI.
  * Types only and tiny helpers: no AWS, no middy.
  */
-import type { ImportSkipCode } from '../import-service.js';
+import type { ImportSkipCode } from '../import-plan.js';
 
 export const HOST_PATHS = {
   config: '/v1/config',

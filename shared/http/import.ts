@@ -1,7 +1,8 @@
 /** POST /v1/admin/import: the request body to the domain's ImportRequest, the result to JSON. */
 import { formatCidr } from '../cidr.js';
 import { ValidationError } from '../errors.js';
-import type { FlannelLeaseRecord, ImportEntry, ImportRequest, ImportResult } from '../import-service.js';
+import type { FlannelLeaseRecord, ImportEntry } from '../import-plan.js';
+import type { ImportRequest, ImportResult } from '../import-service.js';
 import { toFlannelJson } from '../network-config.js';
 import type { ImportEntryJson, ImportReportJson } from './contract.js';
 

@@ -33,6 +33,7 @@ async function adminPlane(aws: ReturnType<typeof useMoto>, config?: object) {
     leases: plane.leases,
     configs: plane.configs,
     routes: plane.routes,
+    reconciler: plane.reconciler,
     clock: plane.clock,
   });
   const handler = buildAdminHandler({ admin, hosts: TEST_HOSTS, logger: quietLogger });

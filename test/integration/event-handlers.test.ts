@@ -23,10 +23,13 @@ describe('instanceState and reconcile functions through the middy chain (moto)',
 
   beforeAll(async () => {
     plane = await createControlPlane(aws);
-    const stateHandler = buildInstanceStateHandler({ routes: plane.routes, logger: quietLogger });
+    const stateHandler = buildInstanceStateHandler({
+      instanceEvents: plane.instanceEvents,
+      logger: quietLogger,
+    });
     onEvent = (event) => stateHandler(event, lambdaContext('vpc-lease-test-instanceState') as Context);
     const reconcileHandler = buildReconcileHandler({
-      routes: plane.routes,
+      reconciler: plane.reconciler,
       configs: plane.configs,
       logger: quietLogger,
     });

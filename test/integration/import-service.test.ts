@@ -15,7 +15,8 @@ import { createDependencies, type Dependencies } from '../../shared/adapters/dep
 import { AdminService } from '../../shared/admin-service.js';
 import { formatCidr } from '../../shared/cidr.js';
 import { ConflictError, ValidationError } from '../../shared/errors.js';
-import type { ImportEntry, ImportResult } from '../../shared/import-service.js';
+import type { ImportEntry } from '../../shared/import-plan.js';
+import type { ImportResult } from '../../shared/import-service.js';
 import { toFlannelJson } from '../../shared/network-config.js';
 import { createControlPlane, quietLogger, silentCoreLogger } from '../support/control-plane.js';
 import { createRouteByHand, routesOf, useMotoEc2 } from '../support/ec2-fixtures.js';
@@ -358,6 +359,7 @@ describe('POST /v1/admin/import through the admin function', () => {
       leases: plane.leases,
       configs: plane.configs,
       routes: plane.routes,
+      reconciler: plane.reconciler,
       clock: plane.clock,
     });
     const handler = buildAdminHandler({

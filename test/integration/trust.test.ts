@@ -7,8 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { DynamoDbLeaseStore } from '../../shared/adapters/dynamodb-lease-store.js';
 import { formatCidr, parseCidr } from '../../shared/cidr.js';
 import { TooManyRequestsError } from '../../shared/errors.js';
+import { InstanceEvents } from '../../shared/instance-events.js';
 import type { Lease } from '../../shared/lease.js';
-import { RouteService } from '../../shared/route-service.js';
+import { RouteWriter } from '../../shared/route-writer.js';
 import { createControlPlane } from '../support/control-plane.js';
 import { createRouteByHand, routesOf, routeTarget, terminate, useMotoEc2 } from '../support/ec2-fixtures.js';
 
@@ -103,7 +104,7 @@ describe('the reconcile and routes it does not own (invariant 4)', () => {
     await createRouteByHand(aws.ec2, table, '10.244.9.0/25', host!.networkInterfaceId);
     const { config } = await plane.leases.getConfig();
 
-    const report = await plane.routes.reconcile(config);
+    const report = await plane.reconciler.reconcile(config);
 
     expect(report.changes).toEqual([]);
     expect(await routesOf(aws.ec2, table)).toEqual(
@@ -126,6 +127,7 @@ describe('the reconcile and routes it does not own (invariant 4)', () => {
       leases: plane.leases,
       configs: plane.configs,
       routes: plane.routes,
+      reconciler: plane.reconciler,
       clock: plane.clock,
     });
 
@@ -158,13 +160,14 @@ describe("deleting a lease's route only while it targets the lease's ENI (instan
     clock.advance(200); // A's lease expired
     await terminate(aws.ec2, a!.instanceId);
     const store = new RacingStore(aws.dynamo, plane.environment.tableName);
-    const routes = new RouteService({
+    const writer = new RouteWriter({
       routes: plane.routeTables,
       instances: plane.instances,
       store,
       clock,
       vpcId: plane.vpc.vpcId,
     });
+    const events = new InstanceEvents({ writer, instances: plane.instances, store, clock });
     store.afterGetByInstance = async () => {
       await plane.leases.acquire(b!.instanceId, {
         privateIp: b!.privateIp,
@@ -172,7 +175,7 @@ describe("deleting a lease's route only while it targets the lease's ENI (instan
       });
     };
 
-    const outcome = await routes.onInstanceState(a!.instanceId, 'terminated');
+    const outcome = await events.onInstanceState(a!.instanceId, 'terminated');
 
     expect(outcome.action).toBe('none');
     const taken = await plane.store.getBySubnet(old.subnet);

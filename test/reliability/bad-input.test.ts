@@ -62,6 +62,7 @@ beforeAll(async () => {
     leases: plane.leases,
     configs: plane.configs,
     routes: plane.routes,
+    reconciler: plane.reconciler,
     clock: plane.clock,
   });
   const leaseHandler = buildLeaseHandler({ leases: plane.leases, hosts: TEST_HOSTS, logger: log });

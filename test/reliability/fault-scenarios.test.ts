@@ -258,7 +258,7 @@ describe('a RouteLimit publish while a lease is being released', () => {
       plane.clock.now(),
     );
     expect(granted.granted).toBe(true);
-    await plane.cleanRoutes.reconcile(plane.config);
+    await plane.cleanReconciler.reconcile(plane.config);
 
     // The release has read the lease and removed its routes; its delete waits while the
     // operator lowers the capacity to 2.

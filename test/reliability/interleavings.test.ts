@@ -437,7 +437,7 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
     }
     case 'reconcile': {
       try {
-        await world.turnstile.run('reconcile', () => world.routes.reconcile(world.config));
+        await world.turnstile.run('reconcile', () => world.reconciler.reconcile(world.config));
         count('reconcile ok');
       } catch (error) {
         expectActionable(error, 'reconcile');
@@ -469,10 +469,10 @@ async function runScenario(settings: RunSettings, steps: readonly Step[]): Promi
 
     // Faults off. One reconcile settles everything; a second finds nothing left to do.
     world.faults.policy = undefined;
-    const report = await world.cleanRoutes.reconcile(world.config);
+    const report = await world.cleanReconciler.reconcile(world.config);
     expect(report.errors, 'errors of the fault-free reconcile').toEqual([]);
     await world.check(true);
-    const again = await world.cleanRoutes.reconcile(world.config);
+    const again = await world.cleanReconciler.reconcile(world.config);
     expect({ changes: again.changes, errors: again.errors }, 'a second reconcile').toEqual({
       changes: [],
       errors: [],

@@ -164,7 +164,7 @@ describe('an expired lease frees its capacity only once its route is gone', () =
     await plane.check();
 
     // Nor does the reconcile reclaim it while the route stays.
-    const report = await plane.routes.reconcile(plane.config);
+    const report = await plane.reconciler.reconcile(plane.config);
     expect(report.errors.length).toBeGreaterThan(0);
     expect(report.changes.filter((c) => c.action === 'lease-reclaimed')).toEqual([]);
     expect(await leaseItems(plane)).toHaveLength(1);

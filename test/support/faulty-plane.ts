@@ -28,11 +28,13 @@ import { AdminService } from '../../shared/admin-service.js';
 import { parseCidr, toSubnetKey } from '../../shared/cidr.js';
 import { ConfigService } from '../../shared/config-service.js';
 import type { ErrorJson, LeaseJson } from '../../shared/http/contract.js';
+import { InstanceEvents } from '../../shared/instance-events.js';
 import { LeaseService } from '../../shared/lease-service.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../../shared/network-config.js';
 import type { Clock } from '../../shared/ports.js';
+import { Reconciler } from '../../shared/reconciler.js';
 import { capacity, routeTableSnapshot } from '../../shared/route-capacity.js';
-import { RouteService } from '../../shared/route-service.js';
+import { RouteWriter } from '../../shared/route-writer.js';
 import { type MotoContext, TEST_REGION } from './aws.js';
 import { quietLogger } from './control-plane.js';
 import { createNetworkFixture, launchHosts, type NetworkFixture } from './ec2-fixtures.js';
@@ -79,9 +81,11 @@ export interface FaultyPlane {
   counter: CallCounter;
   store: DynamoDbLeaseStore;
   leases: LeaseService;
-  routes: RouteService;
+  routes: RouteWriter;
+  reconciler: Reconciler;
   cleanStore: DynamoDbLeaseStore;
-  cleanRoutes: RouteService;
+  cleanRoutes: RouteWriter;
+  cleanReconciler: Reconciler;
   putLease(host: LaunchedInstance, body?: Record<string, unknown>): Promise<Answer>;
   deleteLease(host: LaunchedInstance): Promise<Answer>;
   /** PUT or DELETE /v1/lease naming `host`'s instance, from a session that is not its instance profile's */
@@ -194,14 +198,17 @@ export async function createFaultyPlane(
 
   const store = new DynamoDbLeaseStore(dynamo, tableName);
   const instances = new Ec2Instances(ec2);
-  const routes = new RouteService({
-    routes: new Ec2RouteTables(ec2),
+  const routeTables = new Ec2RouteTables(ec2);
+  const routes = new RouteWriter({
+    routes: routeTables,
     instances,
     store,
     clock,
     vpcId: fixture.vpcId,
     ledger: store.capacity,
   });
+  const reconciler = new Reconciler({ writer: routes, routes: routeTables, instances, store, clock });
+  const instanceEvents = new InstanceEvents({ writer: routes, instances, store, clock });
   const leases = new LeaseService({
     store,
     instances,
@@ -214,13 +221,22 @@ export async function createFaultyPlane(
     random: seededRandom(seed + 7),
   });
   const cleanStore = new DynamoDbLeaseStore(aws.dynamo, tableName);
-  const cleanRoutes = new RouteService({
-    routes: new Ec2RouteTables(aws.ec2),
-    instances: new Ec2Instances(aws.ec2),
+  const cleanRouteTables = new Ec2RouteTables(aws.ec2);
+  const cleanInstances = new Ec2Instances(aws.ec2);
+  const cleanRoutes = new RouteWriter({
+    routes: cleanRouteTables,
+    instances: cleanInstances,
     store: cleanStore,
     clock,
     vpcId: fixture.vpcId,
     ledger: cleanStore.capacity,
+  });
+  const cleanReconciler = new Reconciler({
+    writer: cleanRoutes,
+    routes: cleanRouteTables,
+    instances: cleanInstances,
+    store: cleanStore,
+    clock,
   });
   // As a publish does it: the config with the route capacity its tables leave, then the snapshot.
   const tables = await cleanRoutes.tablesInScope(config);
@@ -230,10 +246,10 @@ export async function createFaultyPlane(
   const foreignBefore = await snapshotForeignRoutes({ ec2: aws.ec2, vpcId: fixture.vpcId, config });
 
   const configs = new ConfigService({ store, instances, routes, clock, vpcId: fixture.vpcId });
-  const adminService = new AdminService({ store, instances, leases, configs, routes, clock });
+  const adminService = new AdminService({ store, instances, leases, configs, routes, reconciler, clock });
   const adminHandler = buildAdminHandler({ admin: adminService, hosts: TEST_HOSTS, logger: quietLogger });
   const leaseHandler = buildLeaseHandler({ leases, hosts: TEST_HOSTS, logger: quietLogger });
-  const stateHandler = buildInstanceStateHandler({ routes, logger: quietLogger });
+  const stateHandler = buildInstanceStateHandler({ instanceEvents, logger: quietLogger });
   const http = async (event: ReturnType<typeof httpEvent>, handler = leaseHandler): Promise<Answer> => {
     const result = await handler(event, lambdaContext());
     return {
@@ -259,8 +275,10 @@ export async function createFaultyPlane(
     store,
     leases,
     routes,
+    reconciler,
     cleanStore,
     cleanRoutes,
+    cleanReconciler,
     putLease: (host, body) =>
       http(
         httpEvent({

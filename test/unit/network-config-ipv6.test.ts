@@ -26,10 +26,9 @@ import {
   pairedIpv4Subnet,
   pairedIpv6Subnet,
   parseNetworkConfig,
-  refuseIpv6VpcOverlap,
-  refuseUnroutedDualStack,
   toFlannelJson,
 } from '../../shared/network-config.js';
+import { refuseIpv6VpcOverlap, refuseUnroutedDualStack } from '../../shared/network-config-ipv6.js';
 
 const AWS_VPC = { Type: 'aws-vpc' } as const;
 const v4 = (text: string): Cidr => parseCidr(text);

@@ -7,10 +7,12 @@ import { Ec2Instances } from '../../shared/adapters/ec2-instances.js';
 import { Ec2RouteTables } from '../../shared/adapters/ec2-route-tables.js';
 import { parseCidr } from '../../shared/cidr.js';
 import { RouteLimitExceededError, ThrottledError } from '../../shared/errors.js';
+import { InstanceEvents } from '../../shared/instance-events.js';
 import type { Lease, LeaseRoute } from '../../shared/lease.js';
 import type { NetworkConfig } from '../../shared/network-config.js';
 import type { LeaseStore } from '../../shared/ports.js';
-import { RouteService } from '../../shared/route-service.js';
+import { Reconciler } from '../../shared/reconciler.js';
+import { RouteWriter } from '../../shared/route-writer.js';
 import { TEST_REGION } from '../support/aws.js';
 import {
   createNetworkFixture,
@@ -81,7 +83,9 @@ interface Scene {
   hosts: LaunchedInstance[];
   store: LeaseStore;
   config: NetworkConfig;
-  service: RouteService;
+  writer: RouteWriter;
+  events: InstanceEvents;
+  reconciler: Reconciler;
   tableIds: readonly string[];
   /** grants a lease through the store, as the lease service does (routes pending in every table) */
   grant(host: LaunchedInstance, subnet: string, options?: { expiresAt?: Date; at?: Date }): Promise<Lease>;
@@ -103,20 +107,21 @@ async function scene(
   const store = options.store ?? (await storeWithRoom());
   const config = networkConfig(options.wholeVpc ? {} : { routeTableIds: fixture.routeTableIds });
   const ec2 = options.ec2 ?? aws.ec2;
-  const service = new RouteService({
-    routes: new Ec2RouteTables(ec2),
-    instances: new Ec2Instances(ec2),
-    store,
-    clock: { now: () => T0 },
-    vpcId: fixture.vpcId,
-  });
+  const routes = new Ec2RouteTables(ec2);
+  const instances = new Ec2Instances(ec2);
+  const clock = { now: () => T0 };
+  const writer = new RouteWriter({ routes, instances, store, clock, vpcId: fixture.vpcId });
+  const events = new InstanceEvents({ writer, instances, store, clock });
+  const reconciler = new Reconciler({ writer, routes, instances, store, clock });
   const tableIds = fixture.routeTableIds;
   return {
     fixture,
     hosts,
     store,
     config,
-    service,
+    writer,
+    events,
+    reconciler,
     tableIds,
     async grant(host, subnet, { expiresAt = hours(1), at = T0 } = {}) {
       const result = await store.grant(
@@ -160,7 +165,7 @@ function faultyEc2(faults: Parameters<typeof injectEc2Errors>[1]): { client: EC2
   };
 }
 
-describe('RouteService.ensureLeaseRoutes', () => {
+describe('RouteWriter.ensureLeaseRoutes', () => {
   it('writes the route of a new lease in every table and turns the ENI source/dest check off, within tables + 2 EC2 calls', async () => {
     const s = await scene({ tables: 3 });
     const [host] = s.hosts;
@@ -170,7 +175,7 @@ describe('RouteService.ensureLeaseRoutes', () => {
     aws.counter.reset();
     // what the lease service does: one DescribeInstances to verify the host, then ensure
     const [info] = await new Ec2Instances(aws.ec2).describeInstances([host!.instanceId]);
-    const result = await s.service.ensureLeaseRoutes(lease, s.config, {
+    const result = await s.writer.ensureLeaseRoutes(lease, s.config, {
       sourceDestCheck: info!.networkInterfaces[0]!.sourceDestCheck,
       routeTableIds: s.tableIds,
     });
@@ -190,7 +195,7 @@ describe('RouteService.ensureLeaseRoutes', () => {
     const s = await scene({ tables: 2 });
     const lease = await s.grant(s.hosts[0]!, '10.244.7.0/24');
     aws.counter.reset();
-    await s.service.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: false, routeTableIds: s.tableIds });
+    await s.writer.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: false, routeTableIds: s.tableIds });
     expect(ec2Calls()).toBe(2);
     expect(aws.counter.calls.get('EC2.CreateRoute')).toBe(2);
   });
@@ -202,7 +207,7 @@ describe('RouteService.ensureLeaseRoutes', () => {
     const lease = await s.grant(newHolder!, '10.244.7.0/24');
 
     aws.counter.reset();
-    const result = await s.service.ensureLeaseRoutes(lease, s.config, {
+    const result = await s.writer.ensureLeaseRoutes(lease, s.config, {
       sourceDestCheck: false,
       routeTableIds: s.tableIds,
     });
@@ -219,7 +224,7 @@ describe('RouteService.ensureLeaseRoutes', () => {
       const s = await scene({ tables: 2, ec2: faulty.client });
       const lease = await s.grant(s.hosts[0]!, '10.244.7.0/24');
 
-      const result = await s.service.ensureLeaseRoutes(lease, s.config, {
+      const result = await s.writer.ensureLeaseRoutes(lease, s.config, {
         sourceDestCheck: true,
         routeTableIds: s.tableIds,
       });
@@ -240,7 +245,7 @@ describe('RouteService.ensureLeaseRoutes', () => {
       const s = await scene({ tables: 1, ec2: faulty.client });
       const lease = await s.grant(s.hosts[0]!, '10.244.7.0/24');
       await expect(
-        s.service.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: false, routeTableIds: s.tableIds }),
+        s.writer.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: false, routeTableIds: s.tableIds }),
       ).rejects.toBeInstanceOf(RouteLimitExceededError);
     } finally {
       faulty.dispose();
@@ -248,15 +253,15 @@ describe('RouteService.ensureLeaseRoutes', () => {
   });
 });
 
-describe('RouteService.removeLeaseRoutes', () => {
+describe('RouteWriter.removeLeaseRoutes', () => {
   it('deletes the lease route from every table: one Describe and one DeleteRoute per table', async () => {
     const s = await scene({ tables: 3 });
     const lease = await s.grant(s.hosts[0]!, '10.244.7.0/24');
-    await s.service.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: false, routeTableIds: s.tableIds });
+    await s.writer.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: false, routeTableIds: s.tableIds });
     const foreignBefore = await foreignOf(s);
 
     aws.counter.reset();
-    const result = await s.service.removeLeaseRoutes(lease, s.config);
+    const result = await s.writer.removeLeaseRoutes(lease, s.config);
 
     expect(result.removed).toEqual(s.tableIds);
     expect(aws.counter.calls.get('EC2.DescribeRouteTables')).toBe(1);
@@ -269,10 +274,10 @@ describe('RouteService.removeLeaseRoutes', () => {
     const s = await scene({ tables: 2 });
     const [old, newer] = s.hosts;
     const lease = await s.grant(old!, '10.244.7.0/24');
-    await s.service.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: false, routeTableIds: s.tableIds });
+    await s.writer.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: false, routeTableIds: s.tableIds });
     await replaceRouteByHand(aws.ec2, s.tableIds[0]!, '10.244.7.0/24', newer!.networkInterfaceId);
 
-    const result = await s.service.removeLeaseRoutes(lease, s.config);
+    const result = await s.writer.removeLeaseRoutes(lease, s.config);
 
     expect(result.kept).toEqual([{ routeTableId: s.tableIds[0], target: newer!.networkInterfaceId }]);
     expect(await routeTarget(aws.ec2, s.tableIds[0]!, '10.244.7.0/24')).toBe(newer!.networkInterfaceId);
@@ -280,11 +285,11 @@ describe('RouteService.removeLeaseRoutes', () => {
   });
 });
 
-describe('RouteService.onInstanceState', () => {
+describe('InstanceEvents.onInstanceState', () => {
   async function routedLease(s: Scene, host: LaunchedInstance, subnet: string) {
     const lease = await s.grant(host, subnet);
     return (
-      await s.service.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: true, routeTableIds: s.tableIds })
+      await s.writer.ensureLeaseRoutes(lease, s.config, { sourceDestCheck: true, routeTableIds: s.tableIds })
     ).lease!;
   }
 
@@ -297,7 +302,7 @@ describe('RouteService.onInstanceState', () => {
     await terminate(aws.ec2, host!.instanceId);
 
     aws.counter.reset();
-    const outcome = await s.service.onInstanceState(host!.instanceId, 'terminated', s.config);
+    const outcome = await s.events.onInstanceState(host!.instanceId, 'terminated', s.config);
 
     expect(outcome).toEqual({ action: 'released', subnet: '10.244.7.0/24', routeTableIds: s.tableIds });
     // DescribeInstances, one DescribeRouteTables (a route goes only while it targets the lease's
@@ -316,10 +321,10 @@ describe('RouteService.onInstanceState', () => {
     const [host] = s.hosts;
     await routedLease(s, host!, '10.244.7.0/24');
     await terminate(aws.ec2, host!.instanceId);
-    await s.service.onInstanceState(host!.instanceId, 'terminated', s.config);
+    await s.events.onInstanceState(host!.instanceId, 'terminated', s.config);
 
     aws.counter.reset();
-    const again = await s.service.onInstanceState(host!.instanceId, 'terminated', s.config);
+    const again = await s.events.onInstanceState(host!.instanceId, 'terminated', s.config);
 
     expect(again).toMatchObject({ action: 'none' });
     expect(ec2Calls()).toBe(0);
@@ -330,9 +335,9 @@ describe('RouteService.onInstanceState', () => {
     const [host] = s.hosts;
     await routedLease(s, host!, '10.244.7.0/24');
     await terminate(aws.ec2, host!.instanceId);
-    await s.service.onInstanceState(host!.instanceId, 'terminated', s.config);
+    await s.events.onInstanceState(host!.instanceId, 'terminated', s.config);
 
-    const late = await s.service.onInstanceState(host!.instanceId, 'running', s.config);
+    const late = await s.events.onInstanceState(host!.instanceId, 'running', s.config);
 
     expect(late).toMatchObject({ action: 'none' });
     for (const id of s.tableIds) expect(await overlayRoutes(aws.ec2, id)).toEqual([]);
@@ -345,8 +350,8 @@ describe('RouteService.onInstanceState', () => {
     await routedLease(s, host!, '10.244.7.0/24');
     await terminate(aws.ec2, host!.instanceId);
 
-    const first = await s.service.onInstanceState(host!.instanceId, 'running', s.config);
-    const second = await s.service.onInstanceState(host!.instanceId, 'terminated', s.config);
+    const first = await s.events.onInstanceState(host!.instanceId, 'running', s.config);
+    const second = await s.events.onInstanceState(host!.instanceId, 'terminated', s.config);
 
     expect(first).toMatchObject({ action: 'released' });
     expect(second).toMatchObject({ action: 'none' });
@@ -358,9 +363,9 @@ describe('RouteService.onInstanceState', () => {
     const [host] = s.hosts;
     await s.grant(host!, '10.244.7.0/24');
 
-    const first = await s.service.onInstanceState(host!.instanceId, 'running', s.config);
+    const first = await s.events.onInstanceState(host!.instanceId, 'running', s.config);
     aws.counter.reset();
-    const second = await s.service.onInstanceState(host!.instanceId, 'running', s.config);
+    const second = await s.events.onInstanceState(host!.instanceId, 'running', s.config);
 
     expect(first).toMatchObject({ action: 'ensured', routes: active(s.tableIds) });
     expect(second).toMatchObject({ action: 'none' });
@@ -378,7 +383,7 @@ describe('RouteService.onInstanceState', () => {
     const { StopInstancesCommand } = await import('@aws-sdk/client-ec2');
     await aws.ec2.send(new StopInstancesCommand({ InstanceIds: [host!.instanceId] }));
 
-    const outcome = await s.service.onInstanceState(host!.instanceId, 'stopped', s.config);
+    const outcome = await s.events.onInstanceState(host!.instanceId, 'stopped', s.config);
 
     expect(outcome).toMatchObject({ action: 'none' });
     expect(await s.lease('10.244.7.0/24')).toBeDefined();
@@ -388,14 +393,14 @@ describe('RouteService.onInstanceState', () => {
   it('calls no EC2 API for an instance that holds no lease', async () => {
     const s = await scene({ tables: 1 });
     aws.counter.reset();
-    expect(await s.service.onInstanceState(s.hosts[0]!.instanceId, 'running', s.config)).toMatchObject({
+    expect(await s.events.onInstanceState(s.hosts[0]!.instanceId, 'running', s.config)).toMatchObject({
       action: 'none',
     });
     expect(ec2Calls()).toBe(0);
   });
 });
 
-describe('RouteService.reconcile', () => {
+describe('Reconciler.reconcile', () => {
   /** Two hosts with live, fully routed leases in every table. */
   async function settled(options: { tables?: number; hosts?: number } = {}) {
     const s = await scene({ tables: options.tables ?? 2, hosts: options.hosts ?? 2 });
@@ -404,7 +409,7 @@ describe('RouteService.reconcile', () => {
       const lease = await s.grant(host, `10.244.${i + 1}.0/24`);
       leases.push(
         (
-          await s.service.ensureLeaseRoutes(lease, s.config, {
+          await s.writer.ensureLeaseRoutes(lease, s.config, {
             sourceDestCheck: true,
             routeTableIds: s.tableIds,
           })
@@ -417,7 +422,7 @@ describe('RouteService.reconcile', () => {
   it('changes nothing when routes and leases agree', async () => {
     const s = await settled();
     aws.counter.reset();
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
     expect(report).toMatchObject({ startedAt: T0.toISOString(), changes: [], errors: [] });
     expect(mutations()).toBe(0);
   });
@@ -426,7 +431,7 @@ describe('RouteService.reconcile', () => {
     const s = await settled();
     await deleteRouteByHand(aws.ec2, s.tableIds[1]!, '10.244.1.0/24');
 
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.changes).toEqual([
       expect.objectContaining({
@@ -443,7 +448,7 @@ describe('RouteService.reconcile', () => {
     await replaceRouteByHand(aws.ec2, s.tableIds[0]!, '10.244.1.0/24', s.hosts[1]!.networkInterfaceId);
 
     aws.counter.reset();
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.changes).toEqual([
       expect.objectContaining({ action: 'route-replaced', subnet: '10.244.1.0/24' }),
@@ -457,7 +462,7 @@ describe('RouteService.reconcile', () => {
     const s = await settled();
     await createRouteByHand(aws.ec2, s.tableIds[0]!, '10.244.99.0/24', s.hosts[1]!.networkInterfaceId);
 
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.changes).toEqual([
       expect.objectContaining({
@@ -476,7 +481,7 @@ describe('RouteService.reconcile', () => {
     for (const id of s.tableIds)
       await createRouteByHand(aws.ec2, id, '10.244.50.0/24', late!.networkInterfaceId);
 
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.changes.map((c) => `${c.action} ${c.subnet}`)).toEqual([
       'route-deleted 10.244.50.0/24',
@@ -495,7 +500,7 @@ describe('RouteService.reconcile', () => {
     const s = await settled();
     await terminate(aws.ec2, s.hosts[1]!.instanceId);
 
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.changes.map((c) => `${c.action} ${c.subnet}`)).toEqual([
       'route-deleted 10.244.2.0/24',
@@ -518,7 +523,7 @@ describe('RouteService.reconcile', () => {
     await setSourceDestCheck(aws.ec2, s.hosts[1]!.networkInterfaceId, true); // 4: src/dst check
 
     aws.counter.reset();
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.errors).toEqual([]);
     expect(report.changes).toHaveLength(3);
@@ -529,7 +534,7 @@ describe('RouteService.reconcile', () => {
     expect(await foreignOf(s)).toEqual(foreignBefore);
 
     aws.counter.reset();
-    expect((await s.service.reconcile(s.config)).changes).toEqual([]);
+    expect((await s.reconciler.reconcile(s.config)).changes).toEqual([]);
     expect(mutations()).toBe(0);
   });
 
@@ -540,7 +545,7 @@ describe('RouteService.reconcile', () => {
       await createRouteByHand(aws.ec2, id, '10.244.7.0/24', lease.networkInterfaceId);
     expect((await s.lease('10.244.7.0/24'))?.routes.map((r) => r.state)).toEqual(['pending', 'pending']);
 
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.changes).toEqual([]);
     expect((await s.lease('10.244.7.0/24'))?.routes).toEqual(active(s.tableIds));
@@ -549,7 +554,7 @@ describe('RouteService.reconcile', () => {
   it('refreshes the route-table snapshot from the tables it already described', async () => {
     const s = await settled({ tables: 2 });
     aws.counter.reset();
-    await s.service.reconcile(s.config);
+    await s.reconciler.reconcile(s.config);
     expect(aws.counter.calls.get('EC2.DescribeRouteTables')).toBe(1);
     const snapshot = await s.store.getRouteTableSnapshot();
     // local, 0.0.0.0/0, the peering and the appliance's ENI route: the leases' routes are not foreign
@@ -561,9 +566,9 @@ describe('RouteService.reconcile', () => {
     const s = await scene({ tables: 2, wholeVpc: true });
     await s.grant(s.hosts[0]!, '10.244.7.0/24');
 
-    await s.service.reconcile(s.config);
+    await s.reconciler.reconcile(s.config);
 
-    const tables = await s.service.tablesInScope(s.config);
+    const tables = await s.writer.tablesInScope(s.config);
     expect(tables).toHaveLength(3); // the fixture's two and the VPC's main table
     for (const table of tables) {
       expect(await routeTarget(aws.ec2, table.routeTableId, '10.244.7.0/24')).toBe(
@@ -584,7 +589,7 @@ describe('RouteService.reconcile', () => {
       await s.grant(fresh!, '10.244.3.0/24');
       await terminate(aws.ec2, gone!.instanceId);
 
-      const report = await s.service.reconcile(s.config);
+      const report = await s.reconciler.reconcile(s.config);
 
       expect(report.errors).toEqual([
         expect.objectContaining({
@@ -611,13 +616,13 @@ describe('RouteService.reconcile', () => {
     await createRouteByHand(aws.ec2, s.tableIds[0]!, '10.244.6.0/24', stale!.networkInterfaceId);
     store.afterList = async () => {
       const lease = await s.grant(next!, '10.244.6.0/24');
-      await s.service.ensureLeaseRoutes(lease, s.config, {
+      await s.writer.ensureLeaseRoutes(lease, s.config, {
         sourceDestCheck: false,
         routeTableIds: s.tableIds,
       });
     };
 
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.changes).toEqual([]);
     expect(await routeTarget(aws.ec2, s.tableIds[0]!, '10.244.6.0/24')).toBe(next!.networkInterfaceId);
@@ -636,7 +641,7 @@ describe('RouteService.reconcile', () => {
       await s.grant(next!, '10.244.5.0/24');
     };
 
-    const report = await s.service.reconcile(s.config);
+    const report = await s.reconciler.reconcile(s.config);
 
     expect(report.changes.map((c) => c.action)).not.toContain('lease-reclaimed');
     expect((await s.lease('10.244.5.0/24'))?.instanceId).toBe(next!.instanceId);

@@ -1,0 +1,259 @@
+/**
+ * The reconcile: repairs drift between the route tables and the leases, reclaims expired
+ * leases and leases of dead holders, and brings the lease items' route states and the
+ * capacity snapshot up to date. route-planner.ts decides; this class does the I/O, writing
+ * routes through route-writer.ts.
+ *
+ * EC2 budget (docs/design.md): a constant number of Describe pages plus one mutation per
+ * real difference.
+ */
+import { type Cidr, formatCidr } from './cidr.js';
+import type { ReconcileChangeJson, ReconcileReportJson } from './http/contract.js';
+import { describeLease, isLive, type Lease, sameRoutes } from './lease.js';
+import type { NetworkConfig } from './network-config.js';
+import {
+  type Clock,
+  type InstanceInfo,
+  type InstancePort,
+  type LeaseStore,
+  type Logger,
+  type RouteTable,
+  type RouteTablePort,
+  silentLogger,
+} from './ports.js';
+import { routeUsage } from './route-capacity.js';
+import { parseDestination, sameDestination } from './route-ownership.js';
+import {
+  applyRouteChanges,
+  findDeadHolders,
+  holderIsDead,
+  leaseRouteStates,
+  planRoutes,
+  type RouteChange,
+} from './route-planner.js';
+import type { RouteWriter } from './route-writer.js';
+
+export interface ReconcilerDeps {
+  readonly writer: RouteWriter;
+  readonly routes: RouteTablePort;
+  readonly instances: InstancePort;
+  readonly store: LeaseStore;
+  readonly clock: Clock;
+  readonly logger?: Logger;
+}
+
+export class Reconciler {
+  private readonly writer: RouteWriter;
+  private readonly routes: RouteTablePort;
+  private readonly instances: InstancePort;
+  private readonly store: LeaseStore;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+
+  constructor(deps: ReconcilerDeps) {
+    this.writer = deps.writer;
+    this.routes = deps.routes;
+    this.instances = deps.instances;
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.logger = deps.logger ?? silentLogger;
+  }
+
+  /**
+   * Repairs drift between the route tables and the leases: one DescribeRouteTables
+   * (paginated), one store.list(), one DescribeInstances (paginated) of the lease
+   * holders, then one EC2 mutation per difference the planner finds. Expired leases
+   * and leases of dead holders are reclaimed: their routes first, then the lease
+   * (conditionally, so a lease renewed or re-granted meanwhile survives). A failure on
+   * one route is recorded in `errors` and the sweep goes on. Finally the lease items'
+   * route states and the capacity snapshot are brought up to date from the tables
+   * already described.
+   */
+  async reconcile(config: NetworkConfig): Promise<ReconcileReportJson> {
+    const now = this.clock.now();
+    const report: ReconcileReportJson = { startedAt: now.toISOString(), changes: [], errors: [] };
+
+    const tables = await this.writer.tablesInScope(config);
+    const leases = await this.store.list();
+    const holderIds = [...new Set(leases.map((l) => l.instanceId))];
+    const instances = holderIds.length > 0 ? await this.instances.describeInstances(holderIds) : [];
+    const dead = findDeadHolders(leases, instances);
+    const plan = planRoutes({ config, tables, leases, dead, now });
+
+    const notDone = new Set<RouteChange>();
+    const currentLease = memoize((subnet: Cidr) => this.store.getBySubnet(subnet));
+    for (const change of plan.changes) {
+      const subnet = parseDestination(change.destination);
+      try {
+        if (change.action === 'delete') {
+          // A grant may have given the subnet to a new holder since store.list(): then its
+          // route is its own, and the grant writes it.
+          const current = subnet ? await currentLease(subnet) : undefined;
+          if (current && isLive(current, now) && !holderIsDead(current, dead)) {
+            notDone.add(change);
+            continue;
+          }
+          const outcome = await this.routes.deleteRoute(change.routeTableId, change.destination);
+          if (outcome === 'absent') continue;
+        } else if (change.action === 'create') {
+          await this.writer.writeRoute(
+            config,
+            change.routeTableId,
+            change.destination,
+            change.networkInterfaceId,
+          );
+        } else {
+          await this.routes.replaceRoute(change.routeTableId, change.destination, change.networkInterfaceId);
+        }
+        report.changes.push(changeJson(change));
+      } catch (error) {
+        notDone.add(change);
+        report.errors.push({
+          subnet: change.destination,
+          routeTableId: change.routeTableId,
+          message: `${change.action} failed: ${messageOf(error)}`,
+        });
+      }
+    }
+
+    for (const { lease, reason } of plan.reclaims) {
+      const key = formatCidr(lease.subnet);
+      const blocked = plan.changes.some((c) => notDone.has(c) && sameDestination(c.destination, key));
+      if (blocked) continue; // routes first: the lease waits for the next sweep
+      try {
+        const deleted = await this.store.delete(lease, reason === 'expired' ? { onlyIfExpiredAt: now } : {});
+        if (deleted) {
+          report.changes.push({
+            action: 'lease-reclaimed',
+            subnet: key,
+            instanceId: lease.instanceId,
+            reason:
+              reason === 'expired'
+                ? `expired at ${lease.expiresAt.toISOString()}`
+                : `holder ${lease.instanceId} is terminated or gone`,
+          });
+        } else {
+          await this.restoreRegranted(lease, config, tables, report);
+        }
+      } catch (error) {
+        report.errors.push({ subnet: key, message: `reclaim failed: ${messageOf(error)}` });
+      }
+    }
+
+    await this.disableSourceDestChecks(plan.liveLeases, instances, report);
+
+    const after = applyRouteChanges(tables, plan.changes, (c) => !notDone.has(c));
+    for (const lease of plan.liveLeases) {
+      const routes = leaseRouteStates(lease, after);
+      if (sameRoutes(lease.routes, routes)) continue;
+      try {
+        await this.store.updateRoutes(lease, routes);
+      } catch (error) {
+        report.errors.push({
+          subnet: formatCidr(lease.subnet),
+          message: `route states not saved: ${messageOf(error)}`,
+        });
+      }
+    }
+    try {
+      const { usage } = await this.writer.refreshSnapshot(config, after);
+      if (usage && usage.used > usage.capacity) {
+        report.errors.push({
+          message: `${usage.used} leases hold a route but the tables admit ${usage.capacity} (RouteLimit minus foreign routes); new leases are refused until some go: revoke some or raise RouteLimit`,
+        });
+      }
+    } catch (error) {
+      report.errors.push({ message: `route table snapshot not saved: ${messageOf(error)}` });
+    }
+
+    // Usage after the changes, from the tables already described (no second Describe).
+    report.usage = after.map((table) => routeUsage(config, table, plan.liveLeases, this.clock.now()));
+
+    this.logger.info('reconcile done', { changes: report.changes.length, errors: report.errors.length });
+    return report;
+  }
+
+  /**
+   * The store refused to reclaim a lease: the subnet was granted again after we listed
+   * it, possibly before we deleted its route. Write the new holder's routes back.
+   */
+  private async restoreRegranted(
+    reclaimed: Lease,
+    config: NetworkConfig,
+    tables: readonly RouteTable[],
+    report: ReconcileReportJson,
+  ): Promise<void> {
+    const current = await this.store.getBySubnet(reclaimed.subnet);
+    if (!current || !isLive(current, this.clock.now())) return;
+    this.logger.info('reclaim lost to a new grant; restoring its routes', describeLease(current));
+    const result = await this.writer.ensureLeaseRoutes(current, config, {
+      sourceDestCheck: false, // the grant handled it
+      routeTableIds: tables.map((t) => t.routeTableId),
+    });
+    if (result.error) {
+      report.errors.push({ subnet: formatCidr(current.subnet), message: messageOf(result.error) });
+    }
+  }
+
+  /** Source/destination check off on every live lease's ENI (it may have been turned back on by hand). */
+  private async disableSourceDestChecks(
+    leases: readonly Lease[],
+    instances: readonly InstanceInfo[],
+    report: ReconcileReportJson,
+  ): Promise<void> {
+    const byId = new Map(instances.map((i) => [i.instanceId, i]));
+    for (const lease of leases) {
+      const eni = byId
+        .get(lease.instanceId)
+        ?.networkInterfaces.find((e) => e.networkInterfaceId === lease.networkInterfaceId);
+      if (!eni?.sourceDestCheck) continue;
+      try {
+        await this.instances.disableSourceDestCheck(eni.networkInterfaceId);
+        this.logger.info('source/destination check disabled', describeLease(lease));
+      } catch (error) {
+        report.errors.push({
+          subnet: formatCidr(lease.subnet),
+          message: `source/destination check of ${eni.networkInterfaceId} not disabled: ${messageOf(error)}`,
+        });
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+const ACTIONS: Record<RouteChange['action'], ReconcileChangeJson['action']> = {
+  create: 'route-created',
+  replace: 'route-replaced',
+  delete: 'route-deleted',
+};
+
+function changeJson(change: RouteChange): ReconcileChangeJson {
+  return {
+    action: ACTIONS[change.action],
+    routeTableId: change.routeTableId,
+    subnet: change.destination,
+    ...(change.instanceId ? { instanceId: change.instanceId } : {}),
+    reason: change.reason,
+  };
+}
+
+/** Per-sweep cache of store reads by subnet (several tables share one subnet). */
+function memoize(
+  read: (subnet: Cidr) => Promise<Lease | undefined>,
+): (subnet: Cidr) => Promise<Lease | undefined> {
+  const cache = new Map<string, Promise<Lease | undefined>>();
+  return (subnet) => {
+    const key = formatCidr(subnet);
+    let hit = cache.get(key);
+    if (!hit) {
+      hit = read(subnet);
+      cache.set(key, hit);
+    }
+    return hit;
+  };
+}

@@ -1,0 +1,326 @@
+/**
+ * One lease's routes: write them, remove them, and the tables in scope with the capacity
+ * snapshot they give (the LeaseRouteWriter port of ports.ts). Speaks to EC2 and the store
+ * only through the ports. The instance events (instance-events.ts) and the reconcile
+ * (reconciler.ts) build on it.
+ *
+ * EC2 budgets (docs/design.md): a new lease costs at most #tables + 1 calls here (+ the
+ * caller's DescribeInstances); a removal one Describe plus one delete per table.
+ */
+
+import { isTransient, toDomainError } from './adapters/aws-errors.js';
+import { contains, formatCidr } from './cidr.js';
+import { ConflictError, ForeignRouteError, RouteLimitExceededError, type VpcLeaseError } from './errors.js';
+import { describeLease, type Lease, type LeaseRoute, type RouteState, sameRoutes } from './lease.js';
+import type { NetworkConfig } from './network-config.js';
+import {
+  type CapacityLedger,
+  type CapacityUsage,
+  type Clock,
+  type InstancePort,
+  type LeaseRouteWriter,
+  type LeaseStore,
+  type Logger,
+  type RouteTable,
+  type RouteTablePort,
+  type RouteTableSnapshot,
+  silentLogger,
+} from './ports.js';
+import { capacity, routeTableSnapshot } from './route-capacity.js';
+import { isOwnedRoute, parseDestination, pointsTo, sameDestination, targetOf } from './route-ownership.js';
+
+export interface RouteWriterDeps {
+  readonly routes: RouteTablePort;
+  readonly instances: InstancePort;
+  readonly store: LeaseStore;
+  readonly clock: Clock;
+  /** the VPC whose route tables vpc-lease manages */
+  readonly vpcId: string;
+  readonly logger?: Logger;
+  /** the route capacity's ledger, resized whenever the snapshot is refreshed (foreign routes change) */
+  readonly ledger?: CapacityLedger;
+}
+
+export interface EnsureRoutesOptions {
+  /** the lease ENI's source/destination check as the caller just described it; disabled when true */
+  readonly sourceDestCheck: boolean;
+  /** the tables to write the route in */
+  readonly routeTableIds: readonly string[];
+}
+
+export interface EnsureRoutesResult {
+  /** the lease as stored now; undefined when the store no longer holds it for this holder */
+  readonly lease: Lease | undefined;
+  /** the lease's route states, the tables written included */
+  readonly routes: readonly LeaseRoute[];
+  /** the first throttling/unavailability that left a route 'pending' */
+  readonly error: VpcLeaseError | undefined;
+}
+
+export interface RemoveRoutesResult {
+  /** tables where the lease's route was found and is now gone */
+  readonly removed: readonly string[];
+  /** tables whose route to the subnet belongs to another holder and was left alone */
+  readonly kept: readonly { readonly routeTableId: string; readonly target: string }[];
+}
+
+export class RouteWriter implements LeaseRouteWriter {
+  private readonly routes: RouteTablePort;
+  private readonly instances: InstancePort;
+  private readonly store: LeaseStore;
+  private readonly clock: Clock;
+  private readonly vpcId: string;
+  private readonly logger: Logger;
+  private readonly ledger: RouteWriterDeps['ledger'];
+
+  constructor(deps: RouteWriterDeps) {
+    this.ledger = deps.ledger;
+    this.routes = deps.routes;
+    this.instances = deps.instances;
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.vpcId = deps.vpcId;
+    this.logger = deps.logger ?? silentLogger;
+  }
+
+  /** The tables of Backend.RouteTableID, or every table of the VPC; one paginated Describe. */
+  tablesInScope(config: NetworkConfig): Promise<RouteTable[]> {
+    return this.routes.describeRouteTables({
+      vpcId: this.vpcId,
+      ...(config.backend.routeTableIds ? { routeTableIds: config.backend.routeTableIds } : {}),
+    });
+  }
+
+  /**
+   * Counts the foreign routes of every table in scope, stores that for the grant path and
+   * sets the route capacity it leaves (`usage`: undefined when a newer RouteLimit was published).
+   */
+  async refreshSnapshot(
+    config: NetworkConfig,
+    tables?: readonly RouteTable[],
+  ): Promise<{ snapshot: RouteTableSnapshot; tables: readonly RouteTable[]; usage?: CapacityUsage }> {
+    const described = tables ?? (await this.tablesInScope(config));
+    const snapshot = routeTableSnapshot(config, described, this.clock.now());
+    await this.store.putRouteTableSnapshot(snapshot);
+    const usage = await this.ledger?.resize(capacity(config, snapshot), config.backend.routeLimit);
+    return { snapshot, tables: described, ...(usage ? { usage } : {}) };
+  }
+
+  /**
+   * Writes the lease's route in each table: CreateRoute, and when a route to the subnet
+   * is already there, a look at it decides: ours already, nothing to do; owned (a stale
+   * holder's, a blackhole, one left by a crash) -> ReplaceRoute to the lease's ENI, which never
+   * leaves the subnet without a route as delete-then-create would; foreign -> ForeignRouteError,
+   * never a replace (invariant 4).
+   *
+   * Throttling and EC2 outages leave the route 'pending' and are returned, not thrown:
+   * the caller decides whether to answer 503. RouteLimitExceededError is thrown (the
+   * caller rolls the grant back); other errors are bugs or missing resources and thrown.
+   * EC2 calls: one per table, plus one when the ENI's source/destination check is on.
+   */
+  async ensureLeaseRoutes(
+    lease: Lease,
+    config: NetworkConfig,
+    options: EnsureRoutesOptions,
+  ): Promise<EnsureRoutesResult> {
+    this.assertInsideNetwork(lease, config);
+    const destination = formatCidr(lease.subnet);
+    const states = new Map<string, RouteState>(lease.routes.map((r) => [r.routeTableId, r.state]));
+    let firstError: VpcLeaseError | undefined;
+
+    if (options.sourceDestCheck) {
+      try {
+        await this.instances.disableSourceDestCheck(lease.networkInterfaceId);
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        firstError = asDomainError(error);
+      }
+    }
+
+    if (firstError) {
+      // The ENI would drop the subnet's traffic anyway; spare the throttled account the route calls.
+      for (const id of options.routeTableIds) if (states.get(id) !== 'active') states.set(id, 'pending');
+    } else {
+      for (const routeTableId of options.routeTableIds) {
+        if (firstError) {
+          // Throttled or unavailable once: each further call would back off as long again and
+          // could outlast the function's timeout. Leave the rest pending for the retry/reconcile.
+          if (states.get(routeTableId) !== 'active') states.set(routeTableId, 'pending');
+          continue;
+        }
+        try {
+          await this.writeRoute(config, routeTableId, destination, lease.networkInterfaceId);
+          states.set(routeTableId, 'active');
+        } catch (error) {
+          if (error instanceof RouteLimitExceededError || !isTransient(error)) throw error;
+          states.set(routeTableId, 'pending');
+          firstError ??= asDomainError(error);
+          this.logger.warn('route left pending', {
+            ...describeLease(lease),
+            routeTableId,
+            error: String(error),
+          });
+        }
+      }
+    }
+
+    const routes = mergeRoutes(lease.routes, states);
+    const stored = sameRoutes(lease.routes, routes) ? lease : await this.store.updateRoutes(lease, routes);
+    return { lease: stored, routes, error: firstError };
+  }
+
+  /**
+   * Deletes the lease's route from each table, but only where it still points to this
+   * lease's ENI (or instance): a newer lease may hold the same subnet by now, and its route
+   * is not this lease's to remove; a foreign route there is nobody's to remove (invariant 4). One Describe (unless `tables` is
+   * given) and one DeleteRoute per table that has such a route; before the first, the
+   * lease's route states are recorded pending (markRoutesPending).
+   * Throws the first failure after trying every table; the caller keeps the lease then.
+   */
+  async removeLeaseRoutes(
+    lease: Lease,
+    config: NetworkConfig,
+    tables?: readonly RouteTable[],
+  ): Promise<RemoveRoutesResult> {
+    if (!contains(config.network, lease.subnet)) {
+      // Outside Network nothing is ours (invariant 4); a config change cannot strand a live lease there.
+      return { removed: [], kept: [] };
+    }
+    const described = tables ?? (await this.tablesInScope(config));
+    const destination = formatCidr(lease.subnet);
+    const removed: string[] = [];
+    const kept: { routeTableId: string; target: string }[] = [];
+    let firstError: unknown;
+
+    let marked = false;
+    for (const table of described) {
+      const route = table.routes.find((r) => sameDestination(r.destination, destination));
+      if (!route) continue;
+      if (!pointsTo(route, lease) || !isOwnedRoute(config, route)) {
+        kept.push({ routeTableId: table.routeTableId, target: targetOf(route) });
+        continue;
+      }
+      if (!marked) {
+        // The lease changed hands since it was read: its subnet's routes are the new holder's.
+        if (!(await this.markRoutesPending(lease))) return { removed: [], kept };
+        marked = true;
+      }
+      try {
+        await this.routes.deleteRoute(table.routeTableId, destination);
+        removed.push(table.routeTableId);
+      } catch (error) {
+        firstError ??= error;
+        this.logger.warn('route not removed', {
+          ...describeLease(lease),
+          routeTableId: table.routeTableId,
+          error: String(error),
+        });
+      }
+    }
+    if (firstError !== undefined) throw toDomainError('EC2', firstError);
+    return { removed, kept };
+  }
+
+  /**
+   * CreateRoute; when a route to the destination is already there, one Describe of that table
+   * decides: already to this ENI -> done; owned -> ReplaceRoute; foreign -> ForeignRouteError.
+   */
+  async writeRoute(
+    config: NetworkConfig,
+    routeTableId: string,
+    destination: string,
+    networkInterfaceId: string,
+  ): Promise<void> {
+    const outcome = await this.routes.createRoute(routeTableId, destination, networkInterfaceId);
+    if (outcome === 'created') return;
+    const [table] = await this.routes.describeRouteTables({
+      vpcId: this.vpcId,
+      routeTableIds: [routeTableId],
+    });
+    const existing =
+      parseDestination(destination) && table?.routes.find((r) => sameDestination(r.destination, destination));
+    if (!existing) {
+      // Gone between the two calls (a concurrent delete): create it again, once.
+      if ((await this.routes.createRoute(routeTableId, destination, networkInterfaceId)) === 'created')
+        return;
+      throw new ConflictError(
+        `The route to ${destination} in ${routeTableId} keeps changing; retry shortly.`,
+      );
+    }
+    if (existing.networkInterfaceId === networkInterfaceId && existing.state === 'active') return;
+    if (!isOwnedRoute(config, existing)) {
+      throw new ForeignRouteError({ routeTableId, destination, target: targetOf(existing) });
+    }
+    await this.routes.replaceRoute(routeTableId, destination, networkInterfaceId);
+  }
+
+  /**
+   * Records the lease's routes as pending before any of them is deleted. Should the lease
+   * outlive the removal (its delete fails once the routes are gone), the renewal, which costs
+   * no EC2 call and trusts the stored states, must not answer "active": pending makes it
+   * write the routes back. One conditional write when some route is recorded active, else one
+   * read. False when the lease is no longer this holder's (it changed hands).
+   */
+  async markRoutesPending(lease: Lease): Promise<boolean> {
+    if (!lease.routes.some((r) => r.state === 'active')) {
+      const current = await this.store.getBySubnet(lease.subnet);
+      return (
+        current?.instanceId === lease.instanceId && current.networkInterfaceId === lease.networkInterfaceId
+      );
+    }
+    const updated = await this.store.updateRoutes(
+      lease,
+      lease.routes.map((r) => ({ routeTableId: r.routeTableId, state: 'pending' as const })),
+    );
+    return updated !== undefined;
+  }
+
+  /** The tables among `ids` that still exist: a deleted table took its routes with it. */
+  async describeExisting(ids: readonly string[]): Promise<RouteTable[]> {
+    try {
+      return await this.routes.describeRouteTables({ vpcId: this.vpcId, routeTableIds: ids });
+    } catch (error) {
+      if (!isMissingTable(error)) throw error;
+      const tables: RouteTable[] = [];
+      for (const id of ids) {
+        try {
+          tables.push(...(await this.routes.describeRouteTables({ vpcId: this.vpcId, routeTableIds: [id] })));
+        } catch (inner) {
+          if (!isMissingTable(inner)) throw inner;
+        }
+      }
+      return tables;
+    }
+  }
+
+  private assertInsideNetwork(lease: Lease, config: NetworkConfig): void {
+    if (!contains(config.network, lease.subnet)) {
+      throw new ConflictError(
+        `Subnet ${formatCidr(lease.subnet)} is outside Network ${formatCidr(config.network)}; vpc-lease writes no route there.`,
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function mergeRoutes(previous: readonly LeaseRoute[], states: ReadonlyMap<string, RouteState>): LeaseRoute[] {
+  const merged = previous.map((r) => ({
+    routeTableId: r.routeTableId,
+    state: states.get(r.routeTableId) ?? r.state,
+  }));
+  for (const [routeTableId, state] of states) {
+    if (!previous.some((r) => r.routeTableId === routeTableId)) merged.push({ routeTableId, state });
+  }
+  return merged;
+}
+
+function isMissingTable(error: unknown): boolean {
+  const details = (error as { details?: { awsError?: unknown } }).details;
+  return details?.awsError === 'InvalidRouteTableID.NotFound';
+}
+
+/** Only for errors isTransient() accepted: toDomainError makes those a ThrottledError or ServiceUnavailableError. */
+function asDomainError(error: unknown): VpcLeaseError {
+  return toDomainError('EC2', error) as VpcLeaseError;
+}
