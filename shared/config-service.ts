@@ -7,7 +7,7 @@ import { equals, formatCidr, overlaps, parseCidr } from './cidr.js';
 import { ConfigMissingError, ConflictError, ValidationError } from './errors.js';
 import { isLive, type Lease } from './lease.js';
 import { isLeasable, type NetworkConfig, pairedIpv6Subnet, parseNetworkConfig } from './network-config.js';
-import { refuseIpv6VpcOverlap, refuseUnroutedDualStack } from './network-config-ipv6.js';
+import { refuseIpv6VpcOverlap } from './network-config-ipv6.js';
 import type {
   Clock,
   InstancePort,
@@ -106,8 +106,6 @@ export class ConfigService {
         `${vpcId} has no route table in scope of Backend.RouteTableID; nothing could be routed.`,
       );
     }
-    // After every other check of the config (400), so that a dual-stack config is validated in full.
-    refuseUnroutedDualStack(config);
     return { config, tables };
   }
 

@@ -14,7 +14,7 @@ import {
   ValidationError,
   VpcLeaseError,
 } from './errors.js';
-import { allRoutesActive, isLive, type Lease, type LeaseRoute } from './lease.js';
+import { allRoutesActive, isLive, type Lease, routeKey } from './lease.js';
 import { isLeasable, type NetworkConfig } from './network-config.js';
 import type {
   Clock,
@@ -27,7 +27,7 @@ import type {
   RouteTableSnapshot,
   StoredConfig,
 } from './ports.js';
-import { coversFamilies } from './route-family.js';
+import { coversFamilies, routesOf } from './route-family.js';
 import { claimSubnet, type SubnetClaimDeps } from './subnet-claim.js';
 
 export interface LeaseServiceOptions {
@@ -287,12 +287,17 @@ export class LeaseService {
   ): Promise<Lease> {
     let outcome: Awaited<ReturnType<LeaseRouteWriter['ensureLeaseRoutes']>>;
     try {
-      // Only the tables still missing the route: a retried PUT after a throttle spends no
-      // mutation on routes already written.
-      const active = new Set(lease.routes.filter((r) => r.state === 'active').map((r) => r.routeTableId));
+      // Only the routes (table and family) not active yet: a retried PUT after a throttle
+      // spends no mutation on routes already written; a lease granted before dual stack was
+      // published gets just its IPv6 routes.
+      const active = new Set(lease.routes.filter((r) => r.state === 'active').map(routeKey));
       outcome = await this.deps.routes.ensureLeaseRoutes(lease, config, {
         sourceDestCheck: nic.sourceDestCheck,
-        routeTableIds: snapshot.tables.map((t) => t.routeTableId).filter((id) => !active.has(id)),
+        routes: routesOf(
+          config,
+          snapshot.tables.map((t) => t.routeTableId),
+          'pending',
+        ).filter((ref) => !active.has(routeKey(ref))),
       });
     } catch (error) {
       if (error instanceof RouteLimitExceededError || error instanceof ForeignRouteError) {
@@ -313,7 +318,7 @@ export class LeaseService {
       const why =
         cause instanceof VpcLeaseError && cause.code === 'Throttled' ? 'EC2 is throttling' : 'EC2 failed';
       throw new ServiceUnavailableError(
-        `The lease on ${formatCidr(lease.subnet)} is kept, but ${why} and its route is not written yet; ` +
+        `The lease on ${formatCidr(lease.subnet)} is kept, but ${why} and its routes are not all written yet; ` +
           `retry PUT /v1/lease after ${retryAfter} s (the reconcile also finishes it).`,
         retryAfter,
         { cause },

@@ -42,10 +42,15 @@ export const allRoutesActive = (lease: Pick<Lease, 'routes'>): boolean =>
   lease.routes.every((r) => r.state === 'active');
 
 /** Whether two lists record the same state for the same tables (order aside). */
+/** The route of a lease in one table and family, as a key ("rtb-0123/6"). */
+export const routeKey = (route: Pick<LeaseRoute, 'routeTableId' | 'family'>): string =>
+  `${route.routeTableId}/${familyOf(route)}`;
+
+/** The same routes (table and family) in the same states. */
 export function sameRoutes(a: readonly LeaseRoute[], b: readonly LeaseRoute[]): boolean {
   if (a.length !== b.length) return false;
-  const states = new Map(a.map((r) => [r.routeTableId, r.state]));
-  return b.every((r) => states.get(r.routeTableId) === r.state);
+  const states = new Map(a.map((r) => [routeKey(r), r.state]));
+  return b.every((r) => states.get(routeKey(r)) === r.state);
 }
 
 export const describeLease = (lease: Lease): Record<string, unknown> => ({

@@ -189,6 +189,15 @@ export interface LeaseStore {
  * RouteWriter in route-writer.ts): the tables in scope, the capacity snapshot, and one
  * lease's routes written or removed.
  */
+export interface LeaseRouteWriterOptions {
+  /** the lease ENI's source/destination check as the caller just described it; disabled when true */
+  readonly sourceDestCheck: boolean;
+  /** the tables to write in: every family's route of the config in each */
+  readonly routeTableIds?: readonly string[];
+  /** or exactly these routes (table and family), e.g. those not active yet */
+  readonly routes?: readonly Pick<LeaseRoute, 'routeTableId' | 'family'>[];
+}
+
 export interface LeaseRouteWriter {
   /** The tables of Backend.RouteTableID, or every table of the VPC; one paginated Describe. */
   tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
@@ -201,13 +210,14 @@ export interface LeaseRouteWriter {
     tables?: readonly RouteTable[],
   ): Promise<{ snapshot: RouteTableSnapshot; tables: readonly RouteTable[]; usage?: CapacityUsage }>;
   /**
-   * Writes the lease's route in each table. Throws RouteLimitExceededError when EC2 refuses
-   * for lack of room; throttling and outages leave the route `pending` and come back as `error`.
+   * Writes the lease's routes (in dual stack one per table and family). Throws
+   * RouteLimitExceededError when EC2 refuses for lack of room; throttling and outages leave
+   * the route `pending` and come back as `error`.
    */
   ensureLeaseRoutes(
     lease: Lease,
     config: NetworkConfig,
-    options: { readonly sourceDestCheck: boolean; readonly routeTableIds: readonly string[] },
+    options: LeaseRouteWriterOptions,
   ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: unknown }>;
   /** Deletes the lease's routes that still point to its ENI; never another holder's. */
   removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<unknown>;

@@ -18,7 +18,7 @@
  * Family 4 is the identity (apart from leaving the IPv6 route states out). Pure.
  */
 import { type Cidr, nthSubnet } from './cidr.js';
-import { familyOf, type Lease, type LeaseRoute, type RouteFamily } from './lease.js';
+import { familyOf, type Lease, type LeaseRoute, type RouteFamily, routeKey } from './lease.js';
 import { isLeasable, leasableCount, type NetworkConfig, pairedIpv6Subnet } from './network-config.js';
 import type { RouteTable } from './ports.js';
 
@@ -92,10 +92,6 @@ export const tagFamily = (routes: readonly LeaseRoute[], family: RouteFamily): L
       ? { routeTableId: r.routeTableId, state: r.state, family: 6 as const }
       : { routeTableId: r.routeTableId, state: r.state },
   );
-
-/** The route of a lease in one table and family, as a key ("rtb-0123/6"). */
-export const routeKey = (route: Pick<LeaseRoute, 'routeTableId' | 'family'>): string =>
-  `${route.routeTableId}/${familyOf(route)}`;
 
 /**
  * Whether the lease records a route of every family of the config in every one of these

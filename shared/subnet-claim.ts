@@ -203,9 +203,11 @@ function routeLimitExceeded(
 ): RouteLimitExceededError {
   const fullest = fullestTable(snapshot);
   const limit = config.backend.routeLimit;
+  // The fuller family of the fullest table: its foreign routes plus one route per lease.
+  const foreign = fullest ? Math.max(fullest.foreignRoutes, fullest.foreignIpv6Routes ?? 0) : 0;
   return new RouteLimitExceededError({
-    used: Math.min(limit, (fullest?.foreignRoutes ?? 0) + usage.used),
+    used: Math.min(limit, foreign + usage.used),
     limit,
-    ...(fullest ? { routeTableId: fullest.routeTableId } : {}),
+    ...(fullest ? { routeTableId: fullest.routeTableId, family: fullest.family } : {}),
   });
 }
