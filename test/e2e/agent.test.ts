@@ -343,7 +343,7 @@ describe('vpc-lease-agent against the local stack', () => {
     const clients = localClients(stack.motoEndpoint);
     clients.dynamo.destroy();
     ec2 = clients.ec2;
-    hosts = await launchInstances(ec2, stack.vpc.subnetId, 9);
+    hosts = await launchInstances(ec2, stack.vpc.subnetId, 10);
     workDir = await mkdtemp(join(tmpdir(), 'vpc-lease-agent-e2e-'));
   }, 180_000);
 
