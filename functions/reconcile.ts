@@ -13,6 +13,7 @@ import { lazyHandler } from '../shared/adapters/lazy-handler.js';
 import { logger, METRIC_DIMENSIONS, METRIC_NAMES, metrics } from '../shared/adapters/observability.js';
 import type { ConfigService } from '../shared/config-service.js';
 import type { ReconcileReportJson } from '../shared/http/contract.js';
+import { reconcileReportToJson } from '../shared/http/mappers.js';
 import type { Reconciler } from '../shared/reconciler.js';
 
 export interface ReconcileHandlerDependencies {
@@ -29,7 +30,7 @@ export function buildReconcileHandler(deps: ReconcileHandlerDependencies) {
   if (deps.metrics) chain.use(logMetrics(deps.metrics));
   return chain.handler(async () => {
     const { config } = await deps.configs.get();
-    const report = await deps.reconciler.reconcile(config);
+    const report = reconcileReportToJson(await deps.reconciler.reconcile(config));
     deps.logger.debug('reconcile report', { report });
     if (deps.metrics) publishMetrics(deps.metrics, report);
     return report;

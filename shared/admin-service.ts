@@ -6,10 +6,10 @@
  */
 import { type Cidr, CidrError, formatCidr, parseSubnetKey, toSubnetKey } from './cidr.js';
 import { NotFoundError, ValidationError } from './errors.js';
-import type { ReconcileReportJson } from './http/contract.js';
 import { isLive, type Lease } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import type { Clock, InstancePort, LeaseStore, RouteEntry, RouteTable, StoredConfig } from './ports.js';
+import type { ReconcileReport } from './reconciler.js';
 import { type RouteUsage, routeUsage } from './route-capacity.js';
 import { familyConfig, familyTable } from './route-family.js';
 import { foreignClaims, isOwnedRoute } from './route-ownership.js';
@@ -24,7 +24,7 @@ export interface AdminServiceDeps {
     publish(input: unknown, options?: { expectedVersion?: number }): Promise<StoredConfig>;
   };
   routes: { tablesInScope(config: NetworkConfig): Promise<RouteTable[]> };
-  reconciler: { reconcile(config: NetworkConfig): Promise<ReconcileReportJson> };
+  reconciler: { reconcile(config: NetworkConfig): Promise<ReconcileReport> };
   clock: Clock;
 }
 
@@ -133,7 +133,7 @@ export class AdminService {
     return this.deps.configs.publish(input, expectedVersion === undefined ? {} : { expectedVersion });
   }
 
-  async reconcile(): Promise<ReconcileReportJson> {
+  async reconcile(): Promise<ReconcileReport> {
     const { config } = await this.deps.configs.get();
     return this.deps.reconciler.reconcile(config);
   }

@@ -1,8 +1,11 @@
 /**
  * One error hierarchy for the whole control plane. Every error a person can act on
  * carries a stable `code`, an HTTP `status` and `expose = true`; the HTTP layer
- * (shared/http/errors-middleware.ts) is the one place that turns them into responses.
- * Anything that is not a VpcLeaseError is a bug and is answered as a generic 500.
+ * (`httpErrors` in shared/http/middleware.ts) is the one place that turns them into
+ * responses. Anything that is not a VpcLeaseError is a bug and is answered as a generic 500.
+ *
+ * The adapters (shared/adapters) translate every AWS SDK error into these: the core tests
+ * `instanceof`, never an AWS error code.
  */
 export type ErrorCode =
   | 'ValidationError'
@@ -169,30 +172,71 @@ export class TooManyRequestsError extends VpcLeaseError {
   }
 }
 
-/** AWS kept throttling after the SDK's retries: the caller should come back later. */
-export class ThrottledError extends VpcLeaseError {
+/** Seconds a caller is told to wait on a 503 when nothing better is known (AWS sent no Retry-After). */
+export const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * A failure a later attempt may not see: AWS throttling, or AWS unavailable (5xx, a timeout, a
+ * dropped connection), after the SDK's own retries. 503 with Retry-After. The work is worth
+ * trying again later, never a reason to give it up: a route left pending, a lease kept.
+ */
+export abstract class TransientError extends VpcLeaseError {
   readonly retryAfterSeconds: number;
 
-  constructor(service: string, retryAfterSeconds = 5, options?: VpcLeaseErrorOptions) {
-    super(
-      'Throttled',
-      503,
-      `${service} is throttling this account's requests; nothing was lost. Retry after ${retryAfterSeconds} s.`,
-      options,
-    );
-    this.name = 'ThrottledError';
+  protected constructor(
+    code: 'Throttled' | 'ServiceUnavailable',
+    message: string,
+    retryAfterSeconds: number,
+    options?: VpcLeaseErrorOptions,
+  ) {
+    super(code, 503, message, options);
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
-/** An AWS dependency failed (5xx, timeout) after retries. */
-export class ServiceUnavailableError extends VpcLeaseError {
-  readonly retryAfterSeconds: number;
+/** AWS kept throttling after the SDK's retries: the caller should come back later. */
+export class ThrottledError extends TransientError {
+  constructor(
+    service: string,
+    retryAfterSeconds = DEFAULT_RETRY_AFTER_SECONDS,
+    options?: VpcLeaseErrorOptions,
+  ) {
+    super(
+      'Throttled',
+      `${service} is throttling this account's requests; nothing was lost. Retry after ${retryAfterSeconds} s.`,
+      retryAfterSeconds,
+      options,
+    );
+    this.name = 'ThrottledError';
+  }
+}
 
-  constructor(message: string, retryAfterSeconds = 5, options?: VpcLeaseErrorOptions) {
-    super('ServiceUnavailable', 503, message, options);
+/** An AWS dependency failed (5xx, timeout) after retries, or the service is too busy to finish now. */
+export class ServiceUnavailableError extends TransientError {
+  constructor(
+    message: string,
+    retryAfterSeconds = DEFAULT_RETRY_AFTER_SECONDS,
+    options?: VpcLeaseErrorOptions,
+  ) {
+    super('ServiceUnavailable', message, retryAfterSeconds, options);
     this.name = 'ServiceUnavailableError';
-    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * A route table that no longer exists (EC2: InvalidRouteTableID.NotFound) was named in a route
+ * write: deleted by hand, or a Backend.RouteTableID that was never right.
+ */
+export class RouteTableGoneError extends NotFoundError {
+  readonly routeTableId: string | undefined;
+
+  constructor(routeTableId: string | undefined, options?: VpcLeaseErrorOptions) {
+    super(
+      `Route table ${routeTableId ?? '(unknown)'} does not exist; check Backend.RouteTableID in the network config.`,
+      options,
+    );
+    this.name = 'RouteTableGoneError';
+    this.routeTableId = routeTableId;
   }
 }
 

@@ -10,11 +10,11 @@ import {
   ForeignRouteError,
   RouteLimitExceededError,
   ServiceUnavailableError,
+  ThrottledError,
   TooManyRequestsError,
   ValidationError,
-  VpcLeaseError,
 } from './errors.js';
-import { allRoutesActive, isLive, type Lease, routeKey } from './lease.js';
+import { allRoutesActive, describeLease, isLive, type Lease, routeKey } from './lease.js';
 import { isLeasable, type NetworkConfig } from './network-config.js';
 import type {
   Clock,
@@ -303,20 +303,25 @@ export class LeaseService {
       if (error instanceof RouteLimitExceededError || error instanceof ForeignRouteError) {
         // EC2 counted more routes than our snapshot did, or a foreign route holds the subnet's
         // destination: undo the grant (only this lease's routes go), so the invariants hold.
-        this.deps.logger?.warn('route refused; grant undone', { ...describe(lease), reason: error.message });
+        this.deps.logger?.warn('route refused; grant undone', {
+          ...describeLease(lease),
+          reason: error.message,
+        });
         await this.deps.routes.removeLeaseRoutes(lease, config);
         await this.deps.store.delete(lease);
       }
       throw error;
     }
-    if (outcome.error !== undefined && outcome.error !== null) {
+    if (outcome.error !== undefined) {
       // The lease stays (routes `pending`); the host's retry of PUT /v1/lease or the reconcile finishes it.
-      this.deps.logger?.warn('routes left pending', { ...describe(lease), error: String(outcome.error) });
+      this.deps.logger?.warn('routes left pending', {
+        ...describeLease(lease),
+        error: String(outcome.error),
+      });
       // The adapter's own message ("nothing was changed") is not true here: say what was kept.
       const cause = outcome.error;
-      const retryAfter = (cause as { retryAfterSeconds?: number }).retryAfterSeconds ?? 5;
-      const why =
-        cause instanceof VpcLeaseError && cause.code === 'Throttled' ? 'EC2 is throttling' : 'EC2 failed';
+      const retryAfter = cause.retryAfterSeconds;
+      const why = cause instanceof ThrottledError ? 'EC2 is throttling' : 'EC2 failed';
       throw new ServiceUnavailableError(
         `The lease on ${formatCidr(lease.subnet)} is kept, but ${why} and its routes are not all written yet; ` +
           `retry PUT /v1/lease after ${retryAfter} s (the reconcile also finishes it).`,
@@ -363,5 +368,3 @@ function tooSoon(instanceId: string, intervalMs: number, waitMs: number): TooMan
     retryAfter,
   );
 }
-
-const describe = (lease: Lease) => ({ subnet: formatCidr(lease.subnet), instanceId: lease.instanceId });

@@ -3,6 +3,7 @@
  * against DynamoDB and EC2; the core never sees an SDK type.
  */
 import type { Cidr } from './cidr.js';
+import type { TransientError } from './errors.js';
 import type { Lease, LeaseRoute } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 
@@ -218,7 +219,7 @@ export interface LeaseRouteWriter {
     lease: Lease,
     config: NetworkConfig,
     options: LeaseRouteWriterOptions,
-  ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: unknown }>;
+  ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: TransientError | undefined }>;
   /** Deletes the lease's routes that still point to its ENI; never another holder's. */
   removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<unknown>;
 }
@@ -258,8 +259,17 @@ export type CreateRouteOutcome = 'created' | 'exists';
  * EC2 describes them.
  */
 export interface RouteTablePort {
-  /** The tables with these ids, or every table of the VPC when `routeTableIds` is undefined (paginated). */
-  describeRouteTables(scope: { vpcId: string; routeTableIds?: readonly string[] }): Promise<RouteTable[]>;
+  /**
+   * The tables with these ids, or every table of the VPC when `routeTableIds` is undefined
+   * (paginated). A named table that does not exist (or is in another VPC) is refused with a
+   * ValidationError naming it, unless `existingOnly`: then it is left out (a table gone).
+   */
+  describeRouteTables(scope: {
+    vpcId: string;
+    routeTableIds?: readonly string[];
+    existingOnly?: boolean;
+  }): Promise<RouteTable[]>;
+  /** The route writes throw RouteTableGoneError for a table that does not exist (any more). */
   /** 'exists' when a route to `destination` is already there (whatever its target). */
   createRoute(
     routeTableId: string,

@@ -8,7 +8,6 @@
  * real difference.
  */
 import { type Cidr, formatCidr } from './cidr.js';
-import type { ReconcileChangeJson, ReconcileReportJson } from './http/contract.js';
 import { describeLease, isLive, type Lease, type RouteFamily, sameRoutes } from './lease.js';
 import { isLeasableIpv6, type NetworkConfig, pairedIpv4Subnet } from './network-config.js';
 import {
@@ -21,7 +20,7 @@ import {
   type RouteTablePort,
   silentLogger,
 } from './ports.js';
-import { routeUsage } from './route-capacity.js';
+import { type RouteUsage, routeUsage } from './route-capacity.js';
 import {
   familyConfig,
   familyLease,
@@ -42,6 +41,47 @@ import {
   type RoutePlan,
 } from './route-planner.js';
 import type { RouteWriter } from './route-writer.js';
+
+/** One thing a reconcile changed. */
+export type ReconcileChange =
+  | {
+      readonly action: 'route-created' | 'route-replaced' | 'route-deleted';
+      readonly routeTableId: string;
+      /** the route's destination */
+      readonly subnet: string;
+      /** the lease holder the route was written for, or the one whose route went */
+      readonly instanceId?: string;
+      readonly reason: string;
+    }
+  | {
+      readonly action: 'lease-reclaimed';
+      readonly subnet: string;
+      readonly instanceId: string;
+      readonly reason: string;
+    };
+
+/** What a reconcile could not do; the next sweep tries again. */
+export interface ReconcileProblem {
+  readonly subnet?: string;
+  readonly routeTableId?: string;
+  readonly message: string;
+}
+
+/** A reconcile's outcome (shared/http/mappers.ts turns it into the contract's JSON). */
+export interface ReconcileReport {
+  readonly startedAt: Date;
+  /** in the order they were made: route changes first, then reclaimed leases */
+  readonly changes: readonly ReconcileChange[];
+  readonly errors: readonly ReconcileProblem[];
+  /** per table in scope, after the changes */
+  readonly usage: readonly RouteUsage[];
+}
+
+/** The report as a sweep fills it in. */
+interface Sweep {
+  readonly changes: ReconcileChange[];
+  readonly errors: ReconcileProblem[];
+}
 
 export interface ReconcilerDeps {
   readonly writer: RouteWriter;
@@ -79,9 +119,9 @@ export class Reconciler {
    * route states and the capacity snapshot are brought up to date from the tables
    * already described.
    */
-  async reconcile(config: NetworkConfig): Promise<ReconcileReportJson> {
+  async reconcile(config: NetworkConfig): Promise<ReconcileReport> {
     const now = this.clock.now();
-    const report: ReconcileReportJson = { startedAt: now.toISOString(), changes: [], errors: [] };
+    const report: Sweep = { changes: [], errors: [] };
 
     const tables = await this.writer.tablesInScope(config);
     const leases = await this.store.list();
@@ -122,7 +162,7 @@ export class Reconciler {
         } else {
           await this.routes.replaceRoute(change.routeTableId, change.destination, change.networkInterfaceId);
         }
-        report.changes.push(changeJson(change));
+        report.changes.push(routeChange(change));
       } catch (error) {
         notDone.add(change);
         report.errors.push({
@@ -209,10 +249,10 @@ export class Reconciler {
     }
 
     // Usage after the changes, from the tables already described (no second Describe).
-    report.usage = after.map((table) => routeUsage(config, table, liveLeases, this.clock.now()));
+    const usage = after.map((table) => routeUsage(config, table, liveLeases, this.clock.now()));
 
     this.logger.info('reconcile done', { changes: report.changes.length, errors: report.errors.length });
-    return report;
+    return { startedAt: now, changes: report.changes, errors: report.errors, usage };
   }
 
   /**
@@ -223,7 +263,7 @@ export class Reconciler {
     reclaimed: Lease,
     config: NetworkConfig,
     tables: readonly RouteTable[],
-    report: ReconcileReportJson,
+    report: Sweep,
   ): Promise<void> {
     const current = await this.store.getBySubnet(reclaimed.subnet);
     if (!current || !isLive(current, this.clock.now())) return;
@@ -241,7 +281,7 @@ export class Reconciler {
   private async disableSourceDestChecks(
     leases: readonly Lease[],
     instances: readonly InstanceInfo[],
-    report: ReconcileReportJson,
+    report: Sweep,
   ): Promise<void> {
     const byId = new Map(instances.map((i) => [i.instanceId, i]));
     for (const lease of leases) {
@@ -295,13 +335,13 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-const ACTIONS: Record<RouteChange['action'], ReconcileChangeJson['action']> = {
+const ACTIONS = {
   create: 'route-created',
   replace: 'route-replaced',
   delete: 'route-deleted',
-};
+} as const satisfies Record<RouteChange['action'], ReconcileChange['action']>;
 
-function changeJson(change: RouteChange): ReconcileChangeJson {
+function routeChange(change: RouteChange): ReconcileChange {
   return {
     action: ACTIONS[change.action],
     routeTableId: change.routeTableId,

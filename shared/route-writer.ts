@@ -8,9 +8,8 @@
  * caller's DescribeInstances); a removal one Describe plus one delete per table.
  */
 
-import { isTransient, toDomainError } from './adapters/aws-errors.js';
 import { contains, formatCidr } from './cidr.js';
-import { ConflictError, ForeignRouteError, RouteLimitExceededError, type VpcLeaseError } from './errors.js';
+import { ConflictError, ForeignRouteError, TransientError } from './errors.js';
 import {
   describeLease,
   familyOf,
@@ -67,7 +66,7 @@ export interface EnsureRoutesResult {
   /** the lease's route states, the tables written included */
   readonly routes: readonly LeaseRoute[];
   /** the first throttling/unavailability that left a route 'pending' */
-  readonly error: VpcLeaseError | undefined;
+  readonly error: TransientError | undefined;
 }
 
 export interface RemoveRoutesResult {
@@ -154,14 +153,14 @@ export class RouteWriter implements LeaseRouteWriter {
       (ref) => destinationOf(familyOf(ref)) !== undefined,
     );
     const states = new Map<string, RouteState>(lease.routes.map((r) => [routeKey(r), r.state]));
-    let firstError: VpcLeaseError | undefined;
+    let firstError: TransientError | undefined;
 
     if (options.sourceDestCheck) {
       try {
         await this.instances.disableSourceDestCheck(lease.networkInterfaceId);
       } catch (error) {
-        if (!isTransient(error)) throw error;
-        firstError = asDomainError(error);
+        if (!(error instanceof TransientError)) throw error;
+        firstError = error;
       }
     }
 
@@ -184,9 +183,9 @@ export class RouteWriter implements LeaseRouteWriter {
           await this.writeRoute(config, ref.routeTableId, destination, lease.networkInterfaceId);
           states.set(routeKey(ref), 'active');
         } catch (error) {
-          if (error instanceof RouteLimitExceededError || !isTransient(error)) throw error;
+          if (!(error instanceof TransientError)) throw error;
           states.set(routeKey(ref), 'pending');
-          firstError ??= asDomainError(error);
+          firstError ??= error;
           this.logger.warn('route left pending', {
             ...describeLease(lease),
             routeTableId: ref.routeTableId,
@@ -260,7 +259,7 @@ export class RouteWriter implements LeaseRouteWriter {
         }
       }
     }
-    if (firstError !== undefined) throw toDomainError('EC2', firstError);
+    if (firstError !== undefined) throw firstError;
     return { removed: [...removed], kept };
   }
 
@@ -323,22 +322,9 @@ export class RouteWriter implements LeaseRouteWriter {
     return updated !== undefined;
   }
 
-  /** The tables among `ids` that still exist: a deleted table took its routes with it. */
-  async describeExisting(ids: readonly string[]): Promise<RouteTable[]> {
-    try {
-      return await this.routes.describeRouteTables({ vpcId: this.vpcId, routeTableIds: ids });
-    } catch (error) {
-      if (!isMissingTable(error)) throw error;
-      const tables: RouteTable[] = [];
-      for (const id of ids) {
-        try {
-          tables.push(...(await this.routes.describeRouteTables({ vpcId: this.vpcId, routeTableIds: [id] })));
-        } catch (inner) {
-          if (!isMissingTable(inner)) throw inner;
-        }
-      }
-      return tables;
-    }
+  /** The tables among `ids` that still exist: a deleted table took its routes with it. One Describe. */
+  describeExisting(ids: readonly string[]): Promise<RouteTable[]> {
+    return this.routes.describeRouteTables({ vpcId: this.vpcId, routeTableIds: ids, existingOnly: true });
   }
 
   private assertInsideNetwork(lease: Lease, config: NetworkConfig): void {
@@ -362,14 +348,4 @@ function mergeRoutes(previous: readonly LeaseRoute[], states: ReadonlyMap<string
     merged.push({ routeTableId, state, ...(family === '6' ? { family: 6 as const } : {}) });
   }
   return merged;
-}
-
-function isMissingTable(error: unknown): boolean {
-  const details = (error as { details?: { awsError?: unknown } }).details;
-  return details?.awsError === 'InvalidRouteTableID.NotFound';
-}
-
-/** Only for errors isTransient() accepted: toDomainError makes those a ThrottledError or ServiceUnavailableError. */
-function asDomainError(error: unknown): VpcLeaseError {
-  return toDomainError('EC2', error) as VpcLeaseError;
 }

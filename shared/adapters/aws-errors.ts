@@ -8,8 +8,15 @@
  *   - anything else (a 4xx) is returned unchanged: it means something specific
  *     (ConditionalCheckFailedException, RouteAlreadyExists, ...) that the adapter
  *     calling us must handle itself, or a bug that must surface as a 500.
+ * Both domain errors are TransientErrors (shared/errors.ts): what the core tests for.
  */
-import { ServiceUnavailableError, ThrottledError, VpcLeaseError } from '../errors.js';
+import {
+  DEFAULT_RETRY_AFTER_SECONDS,
+  ServiceUnavailableError,
+  ThrottledError,
+  TransientError,
+  VpcLeaseError,
+} from '../errors.js';
 
 /**
  * Error codes AWS services use for "slow down". The same list as the SDK's retry
@@ -56,9 +63,6 @@ const NETWORK_CODES: ReadonlySet<string> = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
 ]);
-
-/** Seconds a caller is told to wait when AWS gives no Retry-After of its own. */
-export const DEFAULT_RETRY_AFTER_SECONDS = 5;
 
 interface SdkErrorShape {
   name?: unknown;
@@ -120,7 +124,8 @@ export function isServiceUnavailable(error: unknown): boolean {
 }
 
 /** Throttled or unavailable: worth trying again later, never a reason to give up on the work. */
-export const isTransient = (error: unknown): boolean => isThrottle(error) || isServiceUnavailable(error);
+export const isTransient = (error: unknown): boolean =>
+  error instanceof TransientError || isThrottle(error) || isServiceUnavailable(error);
 
 /**
  * The domain error for an SDK error:

@@ -1,15 +1,18 @@
 /**
- * Builds the adapters and services from the environment: once per Lambda process
- * (module scope of functions/*), or per test with other clients.
+ * The one composition root: builds the adapters and services from the environment, once per
+ * Lambda process (module scope of functions/*), or per test plane and bench scene with other
+ * clients, clock, logger and random source.
  */
 
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { AdminService } from '../admin-service.js';
+import type { Random } from '../allocator.js';
 import { ConfigService } from '../config-service.js';
 import { ImportService } from '../import-service.js';
 import { InstanceEvents } from '../instance-events.js';
 import { LeaseService } from '../lease-service.js';
-import { type Clock, systemClock } from '../ports.js';
+import { type Clock, type Logger, systemClock } from '../ports.js';
 import { Reconciler } from '../reconciler.js';
 import { RouteWriter } from '../route-writer.js';
 import { createDynamoDbClient, createEc2Client } from './aws-clients.js';
@@ -17,7 +20,7 @@ import { DynamoDbLeaseStore } from './dynamodb-lease-store.js';
 import { Ec2Instances } from './ec2-instances.js';
 import { Ec2RouteTables } from './ec2-route-tables.js';
 import { type Environment, readEnvironment } from './environment.js';
-import { type CoreLogger, coreLogger } from './observability.js';
+import { coreLogger } from './observability.js';
 
 export interface Dependencies {
   environment: Environment;
@@ -30,8 +33,11 @@ export interface Dependencies {
   leases: LeaseService;
   configs: ConfigService;
   imports: ImportService;
+  admin: AdminService;
   clock: Clock;
-  logger: CoreLogger;
+  logger: Logger;
+  /** the allocator's random source */
+  random: Random;
 }
 
 export function createDependencies(
@@ -40,12 +46,15 @@ export function createDependencies(
     dynamo?: DynamoDBDocumentClient;
     ec2?: EC2Client;
     clock?: Clock;
-    logger?: CoreLogger;
+    logger?: Logger;
+    /** the allocator's random source (default Math.random); tests seed it */
+    random?: Random;
   } = {},
 ): Dependencies {
   const environment = options.environment ?? readEnvironment();
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? coreLogger();
+  const random = options.random ?? Math.random;
   const ec2 = options.ec2 ?? createEc2Client();
   const store = new DynamoDbLeaseStore(options.dynamo ?? createDynamoDbClient(), environment.tableName);
   const instances = new Ec2Instances(ec2);
@@ -71,6 +80,7 @@ export function createDependencies(
     ...(environment.grantIntervalSeconds !== undefined
       ? { grantIntervalSeconds: environment.grantIntervalSeconds }
       : {}),
+    random,
     logger,
   });
   const configs = new ConfigService({
@@ -90,6 +100,7 @@ export function createDependencies(
     leaseTtlSeconds: environment.leaseTtlSeconds,
     logger,
   });
+  const admin = new AdminService({ store, instances, leases, configs, routes, reconciler, clock });
   return {
     environment,
     store,
@@ -101,7 +112,9 @@ export function createDependencies(
     leases,
     configs,
     imports,
+    admin,
     clock,
     logger,
+    random,
   };
 }

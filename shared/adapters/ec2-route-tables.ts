@@ -15,7 +15,7 @@ import {
   ReplaceRouteCommand,
   type Route,
 } from '@aws-sdk/client-ec2';
-import { NotFoundError, RouteLimitExceededError, ValidationError } from '../errors.js';
+import { NotFoundError, RouteLimitExceededError, RouteTableGoneError, ValidationError } from '../errors.js';
 import { DEFAULT_ROUTE_LIMIT } from '../network-config.js';
 import type { CreateRouteOutcome, RouteEntry, RouteTable, RouteTablePort } from '../ports.js';
 import { errorMessage, errorName, toDomainError } from './aws-errors.js';
@@ -33,6 +33,7 @@ export class Ec2RouteTables implements RouteTablePort {
   async describeRouteTables(scope: {
     vpcId: string;
     routeTableIds?: readonly string[];
+    existingOnly?: boolean;
   }): Promise<RouteTable[]> {
     const { vpcId, routeTableIds } = scope;
     if (routeTableIds && routeTableIds.length === 0) return [];
@@ -56,7 +57,7 @@ export class Ec2RouteTables implements RouteTablePort {
     if (routeTableIds) {
       const found = new Set(tables.map((t) => t.routeTableId));
       const missing = routeTableIds.filter((id) => !found.has(id));
-      if (missing.length > 0) {
+      if (missing.length > 0 && !scope.existingOnly) {
         throw new ValidationError(
           `Route table${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'do' : 'does'} not exist in VPC ${vpcId}. ` +
             'Fix Backend.RouteTableID in the network config (or leave it out to use every route table of the VPC).',
@@ -231,10 +232,7 @@ function mapRouteError(
   switch (name) {
     case 'InvalidRouteTableID.NotFound':
     case 'InvalidRouteTableId.Malformed':
-      return new NotFoundError(
-        `Route table ${context.routeTableId ?? '(unknown)'} does not exist; check Backend.RouteTableID in the network config.`,
-        { cause: error, details },
-      );
+      return new RouteTableGoneError(context.routeTableId, { cause: error, details });
     case 'InvalidNetworkInterfaceID.NotFound':
     case 'InvalidNetworkInterfaceId.Malformed':
       return new NotFoundError(

@@ -4,6 +4,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Logger as CorePortLogger } from '../ports.js';
 
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'vpc-lease' });
 
@@ -50,12 +51,8 @@ export function countRefusedLease(metrics: Metrics, errorCode: string): void {
   single.addMetric(METRIC_NAMES.leasesRefused, MetricUnit.Count, 1);
 }
 
-/** The logger shape the core accepts (a subset of Powertools' Logger). */
-export interface CoreLogger {
-  info(message: string, extra?: object): void;
-  warn(message: string, extra?: object): void;
-  error(message: string, extra?: object): void;
-}
+/** The logger shape the core accepts (ports.ts), under the name the bench and older callers use. */
+export type CoreLogger = CorePortLogger;
 
 export const coreLogger = (log: Logger = logger): CoreLogger => ({
   info: (message, extra) => log.info(message, { ...extra }),

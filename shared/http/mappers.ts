@@ -2,7 +2,8 @@
 import { formatCidr } from '../cidr.js';
 import { familyOf, type Lease } from '../lease.js';
 import type { NetworkConfig } from '../network-config.js';
-import type { LeaseJson } from './contract.js';
+import type { ReconcileReport } from '../reconciler.js';
+import type { LeaseJson, ReconcileReportJson } from './contract.js';
 
 /**
  * `ipv6Subnet` and `ipv6Network` together, when the config is dual stack and the lease holds
@@ -27,3 +28,10 @@ export function leaseToJson(lease: Lease, config: NetworkConfig): LeaseJson {
     }),
   };
 }
+
+export const reconcileReportToJson = (report: ReconcileReport): ReconcileReportJson => ({
+  startedAt: report.startedAt.toISOString(),
+  changes: report.changes.map((change) => ({ ...change })),
+  errors: report.errors.map((error) => ({ ...error })),
+  usage: report.usage.map((table) => ({ ...table })),
+});

@@ -1,7 +1,7 @@
 /**
  * Middy middlewares shared by the HTTP functions, in middy's own shape: each a factory
- * returning named before/onError functions. The HTTP status of every error is decided
- * here, in `httpErrors`, and nowhere else.
+ * returning named before/onError functions. Every error carries its own HTTP status
+ * (shared/errors.ts); `httpErrors` is the one place that turns errors into responses.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -10,6 +10,7 @@ import middy, { type MiddlewareObj, type Request } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { type HostIdentityPolicy, hostInstanceId, operatorArn } from '../caller-identity.js';
 import {
+  DEFAULT_RETRY_AFTER_SECONDS,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
   ValidationError,
@@ -53,7 +54,8 @@ export function httpErrors(options: { logger: Logger }): MiddlewareObj<HttpEvent
       });
       const headers: Record<string, string> = {};
       const retryAfter = (error as { retryAfterSeconds?: number }).retryAfterSeconds;
-      if (error.status === 503 || retryAfter !== undefined) headers['retry-after'] = String(retryAfter ?? 5);
+      if (error.status === 503 || retryAfter !== undefined)
+        headers['retry-after'] = String(retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS);
       const body: ErrorJson = {
         error: {
           code: error.code,
@@ -77,7 +79,7 @@ export function httpErrors(options: { logger: Logger }): MiddlewareObj<HttpEvent
               'AWS answered too slowly to finish this request in time; nothing was lost. Retry shortly.',
           },
         } satisfies ErrorJson,
-        { 'retry-after': '5' },
+        { 'retry-after': String(DEFAULT_RETRY_AFTER_SECONDS) },
       );
       return;
     }

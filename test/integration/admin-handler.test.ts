@@ -6,7 +6,6 @@ import {
 } from '@aws-sdk/client-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminHandler } from '../../functions/admin.js';
-import { AdminService } from '../../shared/admin-service.js';
 import { formatCidr, parseCidr } from '../../shared/cidr.js';
 import type { LeaseJson, ReconcileReportJson, RouteUsageJson } from '../../shared/http/contract.js';
 import type { HttpEvent } from '../../shared/http/middleware.js';
@@ -27,15 +26,7 @@ async function adminPlane(aws: ReturnType<typeof useMoto>, config?: object) {
   const plane = await createControlPlane(aws, {
     config: config ?? { Network: '10.244.0.0/16', Backend: { Type: 'aws-vpc', RouteLimit: 20 } },
   });
-  const admin = new AdminService({
-    store: plane.store,
-    instances: plane.instances,
-    leases: plane.leases,
-    configs: plane.configs,
-    routes: plane.routes,
-    reconciler: plane.reconciler,
-    clock: plane.clock,
-  });
+  const admin = plane.admin;
   const handler = buildAdminHandler({ admin, hosts: TEST_HOSTS, logger: quietLogger });
   const invoke = async (event: HttpEvent): Promise<Answer> => {
     const result = await handler(event, lambdaContext('vpc-lease-admin'));

@@ -16,7 +16,6 @@ import {
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import type { LaunchedInstance } from '../../scripts/lib/seed.js';
-import { AdminService } from '../../shared/admin-service.js';
 import { formatCidr } from '../../shared/cidr.js';
 import { ConflictError, RouteLimitExceededError } from '../../shared/errors.js';
 import { leaseToJson } from '../../shared/http/mappers.js';
@@ -325,16 +324,7 @@ describe('dual stack: capacity per family', () => {
     expect(joins.slice(0, 2).every((j) => !(j instanceof Error) && allRoutesActive(j as Lease))).toBe(true);
     expect(joins[2]).toBeInstanceOf(RouteLimitExceededError);
     expect((joins[2] as Error).message).toContain(`${plane.tableIds[0]}: 10/10 IPv6 routes in use`);
-    const admin = new AdminService({
-      store: plane.store,
-      instances: plane.instances,
-      leases: plane.leases,
-      configs: plane.configs,
-      routes: plane.routes,
-      reconciler: plane.reconciler,
-      clock: plane.clock,
-    });
-    const [usage] = await admin.routeUsage();
+    const [usage] = await plane.admin.routeUsage();
     expect(usage).toMatchObject({
       limit: 10,
       foreign: 2,

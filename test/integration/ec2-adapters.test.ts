@@ -17,6 +17,7 @@ import { Ec2RouteTables } from '../../shared/adapters/ec2-route-tables.js';
 import {
   NotFoundError,
   RouteLimitExceededError,
+  RouteTableGoneError,
   ServiceUnavailableError,
   ThrottledError,
   ValidationError,
@@ -110,6 +111,16 @@ describe('Ec2RouteTables (against moto)', () => {
     );
   });
 
+  it('leaves out listed tables that are gone when asked for the existing ones only', async () => {
+    const fixture = await createNetworkFixture(aws.ec2, { tables: 2 });
+    const tables = await port().describeRouteTables({
+      vpcId: fixture.vpcId,
+      routeTableIds: [fixture.routeTableIds[1]!, 'rtb-0123456789abcdef0', fixture.routeTableIds[0]!],
+      existingOnly: true,
+    });
+    expect(tables.map((t) => t.routeTableId)).toEqual([fixture.routeTableIds[1], fixture.routeTableIds[0]]);
+  });
+
   it('creates a route to an ENI, and reports "exists" without changing a route already there', async () => {
     const fixture = await createNetworkFixture(aws.ec2, { tables: 1 });
     const [a, b] = await launchHosts(aws.ec2, fixture, 2);
@@ -152,14 +163,15 @@ describe('Ec2RouteTables (against moto)', () => {
     expect(await routeTarget(aws.ec2, tableId, '10.244.7.0/24')).toBeUndefined();
   });
 
-  it('names the route table or the ENI that does not exist', async () => {
+  it('names the route table (gone: RouteTableGoneError, a 404) or the ENI that does not exist', async () => {
     const fixture = await createNetworkFixture(aws.ec2, { tables: 1 });
     const [host] = await launchHosts(aws.ec2, fixture);
-    await expect(
-      port().createRoute('rtb-0123456789abcdef0', '10.244.7.0/24', host!.networkInterfaceId),
-    ).rejects.toMatchObject({
-      name: 'NotFoundError',
+    const gone = port().createRoute('rtb-0123456789abcdef0', '10.244.7.0/24', host!.networkInterfaceId);
+    await expect(gone).rejects.toBeInstanceOf(RouteTableGoneError);
+    await expect(gone).rejects.toMatchObject({
+      code: 'NotFound',
       status: 404,
+      routeTableId: 'rtb-0123456789abcdef0',
       message:
         'Route table rtb-0123456789abcdef0 does not exist; check Backend.RouteTableID in the network config.',
     });

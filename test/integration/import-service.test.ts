@@ -12,13 +12,13 @@ import { EtcdClient } from '../../admin/etcd.js';
 import { buildAdminHandler } from '../../functions/admin.js';
 import { type LaunchedInstance, launchInstances, seedVpc } from '../../scripts/lib/seed.js';
 import { createDependencies, type Dependencies } from '../../shared/adapters/dependencies.js';
-import { AdminService } from '../../shared/admin-service.js';
 import { formatCidr } from '../../shared/cidr.js';
 import { ConflictError, ValidationError } from '../../shared/errors.js';
 import type { ImportEntry } from '../../shared/import-plan.js';
 import type { ImportResult } from '../../shared/import-service.js';
 import { toFlannelJson } from '../../shared/network-config.js';
-import { createControlPlane, quietLogger, silentCoreLogger } from '../support/control-plane.js';
+import { silentLogger } from '../../shared/ports.js';
+import { createControlPlane, quietLogger } from '../support/control-plane.js';
 import { createRouteByHand, routesOf, useMotoEc2 } from '../support/ec2-fixtures.js';
 import { type EtcdServer, FLANNEL_PREFIX, startEtcd } from '../support/etcd.js';
 import { httpEvent, lambdaContext, OPERATOR_ARN, TEST_HOSTS } from '../support/events.js';
@@ -292,7 +292,7 @@ describe('ImportService: the network config', () => {
         environment: { tableName: await aws.newTable(), vpcId: vpc.vpcId, leaseTtlSeconds: 86_400 },
         dynamo: aws.dynamo,
         ec2: aws.ec2,
-        logger: silentCoreLogger,
+        logger: silentLogger,
       });
       [host] = (await launchInstances(aws.ec2, vpc.subnetId, 1)) as [LaunchedInstance];
       await createRouteByHand(aws.ec2, vpc.routeTableId, '10.244.33.0/24', host.networkInterfaceId);
@@ -333,7 +333,7 @@ describe('ImportService: the network config', () => {
         },
         dynamo: aws.dynamo,
         ec2: aws.ec2,
-        logger: silentCoreLogger,
+        logger: silentLogger,
       });
       const refusal = fresh.imports.import({
         apply: true,
@@ -353,15 +353,7 @@ describe('POST /v1/admin/import through the admin function', () => {
 
   beforeAll(async () => {
     plane = await createControlPlane(aws);
-    const admin = new AdminService({
-      store: plane.store,
-      instances: plane.instances,
-      leases: plane.leases,
-      configs: plane.configs,
-      routes: plane.routes,
-      reconciler: plane.reconciler,
-      clock: plane.clock,
-    });
+    const admin = plane.admin;
     const handler = buildAdminHandler({
       admin,
       imports: plane.imports,

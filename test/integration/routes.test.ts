@@ -318,6 +318,21 @@ describe('InstanceEvents.onInstanceState', () => {
     expect(await foreignOf(s)).toEqual(foreignBefore);
   });
 
+  it('releases a terminated holder whose lease still lists a route table deleted since: its routes went with it', async () => {
+    const s = await scene({ tables: 2 });
+    const [host] = s.hosts;
+    const lease = await routedLease(s, host!, '10.244.7.0/24');
+    const deleted = 'rtb-0123456789abcdef0';
+    await s.store.updateRoutes(lease, [...lease.routes, { routeTableId: deleted, state: 'active' }]);
+    await terminate(aws.ec2, host!.instanceId);
+
+    const outcome = await s.events.onInstanceState(host!.instanceId, 'terminated', s.config);
+
+    expect(outcome).toEqual({ action: 'released', subnet: '10.244.7.0/24', routeTableIds: s.tableIds });
+    expect(await s.lease('10.244.7.0/24')).toBeUndefined();
+    for (const id of s.tableIds) expect(await overlayRoutes(aws.ec2, id)).toEqual([]);
+  });
+
   it('does nothing, and calls no EC2 API, for a duplicate terminated event', async () => {
     const s = await scene({ tables: 2 });
     const [host] = s.hosts;
@@ -425,7 +440,7 @@ describe('Reconciler.reconcile', () => {
     const s = await settled();
     aws.counter.reset();
     const report = await s.reconciler.reconcile(s.config);
-    expect(report).toMatchObject({ startedAt: T0.toISOString(), changes: [], errors: [] });
+    expect(report).toMatchObject({ startedAt: T0, changes: [], errors: [] });
     expect(mutations()).toBe(0);
   });
 

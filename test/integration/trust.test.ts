@@ -120,16 +120,7 @@ describe('the reconcile and routes it does not own (invariant 4)', () => {
     const [host] = await plane.launch();
     await createRouteByHand(aws.ec2, plane.vpc.routeTableId, '10.244.9.0/25', host!.networkInterfaceId);
     await routeToGateway(plane.vpc.routeTableId, '10.244.250.0/24', plane.vpc.internetGatewayId);
-    const { AdminService } = await import('../../shared/admin-service.js');
-    const admin = new AdminService({
-      store: plane.store,
-      instances: plane.instances,
-      leases: plane.leases,
-      configs: plane.configs,
-      routes: plane.routes,
-      reconciler: plane.reconciler,
-      clock: plane.clock,
-    });
+    const admin = plane.admin;
 
     const [usage] = await admin.routeUsage();
 

@@ -14,7 +14,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminHandler } from '../../functions/admin.js';
 import { buildLeaseHandler } from '../../functions/lease.js';
 import type { LaunchedInstance } from '../../scripts/lib/seed.js';
-import { AdminService } from '../../shared/admin-service.js';
 import { MAX_BODY_BYTES } from '../../shared/http/contract.js';
 import type { HttpEvent } from '../../shared/http/middleware.js';
 import { useMoto } from '../support/aws.js';
@@ -56,15 +55,7 @@ beforeAll(async () => {
   victim = hosts[1]!;
   // Some state to protect: two hosts hold leases with routes; the first host holds none.
   for (const h of hosts.slice(1)) await plane.leases.acquire(h.instanceId, { privateIp: h.privateIp });
-  const service = new AdminService({
-    store: plane.store,
-    instances: plane.instances,
-    leases: plane.leases,
-    configs: plane.configs,
-    routes: plane.routes,
-    reconciler: plane.reconciler,
-    clock: plane.clock,
-  });
+  const service = plane.admin;
   const leaseHandler = buildLeaseHandler({ leases: plane.leases, hosts: TEST_HOSTS, logger: log });
   const adminHandler = buildAdminHandler({ admin: service, hosts: TEST_HOSTS, logger: log });
   lease = (event) => leaseHandler(event, lambdaContext('vpc-lease-test-lease'));

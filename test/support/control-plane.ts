@@ -5,15 +5,12 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { type LaunchedInstance, launchInstances, type SeededVpc, seedVpc } from '../../scripts/lib/seed.js';
 import { createDependencies, type Dependencies } from '../../shared/adapters/dependencies.js';
-import type { CoreLogger } from '../../shared/adapters/observability.js';
 import { parseNetworkConfig } from '../../shared/network-config.js';
-import type { Clock } from '../../shared/ports.js';
+import { type Clock, silentLogger } from '../../shared/ports.js';
 import { capacity, routeTableSnapshot } from '../../shared/route-capacity.js';
 import type { MotoContext } from './aws.js';
 
 export const quietLogger = new Logger({ serviceName: 'vpc-lease-test', logLevel: 'SILENT' });
-
-export const silentCoreLogger: CoreLogger = { info() {}, warn() {}, error() {} };
 
 export interface ControlPlane extends Dependencies {
   vpc: SeededVpc;
@@ -36,7 +33,7 @@ export async function createControlPlane(
     },
     dynamo: aws.dynamo,
     ec2: aws.ec2,
-    logger: silentCoreLogger,
+    logger: silentLogger,
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const config = parseNetworkConfig(

@@ -21,20 +21,13 @@ import {
   createDynamoDbClient,
   createEc2Client,
 } from '../../shared/adapters/aws-clients.js';
-import { DynamoDbLeaseStore } from '../../shared/adapters/dynamodb-lease-store.js';
-import { Ec2Instances } from '../../shared/adapters/ec2-instances.js';
-import { Ec2RouteTables } from '../../shared/adapters/ec2-route-tables.js';
-import { AdminService } from '../../shared/admin-service.js';
+import { createDependencies, type Dependencies } from '../../shared/adapters/dependencies.js';
+import type { DynamoDbLeaseStore } from '../../shared/adapters/dynamodb-lease-store.js';
 import { parseCidr, toSubnetKey } from '../../shared/cidr.js';
-import { ConfigService } from '../../shared/config-service.js';
 import type { ErrorJson, LeaseJson } from '../../shared/http/contract.js';
-import { InstanceEvents } from '../../shared/instance-events.js';
-import { LeaseService } from '../../shared/lease-service.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../../shared/network-config.js';
-import type { Clock } from '../../shared/ports.js';
-import { Reconciler } from '../../shared/reconciler.js';
+import { type Clock, silentLogger } from '../../shared/ports.js';
 import { capacity, routeTableSnapshot } from '../../shared/route-capacity.js';
-import { RouteWriter } from '../../shared/route-writer.js';
 import { type MotoContext, TEST_REGION } from './aws.js';
 import { quietLogger } from './control-plane.js';
 import { createNetworkFixture, launchHosts, type NetworkFixture } from './ec2-fixtures.js';
@@ -80,12 +73,12 @@ export interface FaultyPlane {
   /** counts the faulty clients' requests, each attempt included */
   counter: CallCounter;
   store: DynamoDbLeaseStore;
-  leases: LeaseService;
-  routes: RouteWriter;
-  reconciler: Reconciler;
+  leases: Dependencies['leases'];
+  routes: Dependencies['routes'];
+  reconciler: Dependencies['reconciler'];
   cleanStore: DynamoDbLeaseStore;
-  cleanRoutes: RouteWriter;
-  cleanReconciler: Reconciler;
+  cleanRoutes: Dependencies['routes'];
+  cleanReconciler: Dependencies['reconciler'];
   putLease(host: LaunchedInstance, body?: Record<string, unknown>): Promise<Answer>;
   deleteLease(host: LaunchedInstance): Promise<Answer>;
   /** PUT or DELETE /v1/lease naming `host`'s instance, from a session that is not its instance profile's */
@@ -196,48 +189,31 @@ export async function createFaultyPlane(
   const dynamo = createDynamoDbClient(clientOptions);
   attachFaults(dynamo, 'DynamoDB', faults, turnstile);
 
-  const store = new DynamoDbLeaseStore(dynamo, tableName);
-  const instances = new Ec2Instances(ec2);
-  const routeTables = new Ec2RouteTables(ec2);
-  const routes = new RouteWriter({
-    routes: routeTables,
-    instances,
-    store,
-    clock,
-    vpcId: fixture.vpcId,
-    ledger: store.capacity,
-  });
-  const reconciler = new Reconciler({ writer: routes, routes: routeTables, instances, store, clock });
-  const instanceEvents = new InstanceEvents({ writer: routes, instances, store, clock });
-  const leases = new LeaseService({
-    store,
-    instances,
-    routes,
-    clock,
+  // The Lambdas' composition root, on the faulty clients; a clean twin on the clean ones.
+  const environment = {
+    tableName,
     vpcId: fixture.vpcId,
     leaseTtlSeconds: options.leaseTtlSeconds ?? 3600,
     // 0 unless a scenario exercises the grant interval: hosts here re-lease at will
     grantIntervalSeconds: options.grantIntervalSeconds ?? 0,
+  };
+  const deps = createDependencies({
+    environment,
+    dynamo,
+    ec2,
+    clock,
+    logger: silentLogger,
     random: seededRandom(seed + 7),
   });
-  const cleanStore = new DynamoDbLeaseStore(aws.dynamo, tableName);
-  const cleanRouteTables = new Ec2RouteTables(aws.ec2);
-  const cleanInstances = new Ec2Instances(aws.ec2);
-  const cleanRoutes = new RouteWriter({
-    routes: cleanRouteTables,
-    instances: cleanInstances,
-    store: cleanStore,
+  const { store, routes, reconciler, instanceEvents, leases, admin: adminService } = deps;
+  const clean = createDependencies({
+    environment,
+    dynamo: aws.dynamo,
+    ec2: aws.ec2,
     clock,
-    vpcId: fixture.vpcId,
-    ledger: cleanStore.capacity,
+    logger: silentLogger,
   });
-  const cleanReconciler = new Reconciler({
-    writer: cleanRoutes,
-    routes: cleanRouteTables,
-    instances: cleanInstances,
-    store: cleanStore,
-    clock,
-  });
+  const { store: cleanStore, routes: cleanRoutes, reconciler: cleanReconciler } = clean;
   // As a publish does it: the config with the route capacity its tables leave, then the snapshot.
   const tables = await cleanRoutes.tablesInScope(config);
   const at = clock.now();
@@ -245,8 +221,6 @@ export async function createFaultyPlane(
   await cleanRoutes.refreshSnapshot(config, tables);
   const foreignBefore = await snapshotForeignRoutes({ ec2: aws.ec2, vpcId: fixture.vpcId, config });
 
-  const configs = new ConfigService({ store, instances, routes, clock, vpcId: fixture.vpcId });
-  const adminService = new AdminService({ store, instances, leases, configs, routes, reconciler, clock });
   const adminHandler = buildAdminHandler({ admin: adminService, hosts: TEST_HOSTS, logger: quietLogger });
   const leaseHandler = buildLeaseHandler({ leases, hosts: TEST_HOSTS, logger: quietLogger });
   const stateHandler = buildInstanceStateHandler({ instanceEvents, logger: quietLogger });
