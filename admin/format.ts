@@ -4,6 +4,7 @@
  * `--json` output bypasses all of this and prints the API's JSON as is (see `formatJson`).
  */
 import type {
+  FamilyRouteUsageJson,
   ImportEntryJson,
   ImportReportJson,
   LeaseJson,
@@ -68,9 +69,15 @@ export function formatExpiry(expiresAt: string, now: number): string {
   return -remaining < 1000 ? 'expired just now' : `expired ${formatDuration(remaining)} ago`;
 }
 
+const isIpv6Route = (route: Pick<LeaseRouteJson, 'destination'>): boolean =>
+  typeof route.destination === 'string' && route.destination.includes(':');
+
+/** `rtb-0123 active, rtb-0123 IPv6 pending`: the IPv6 route of a dual-stack lease is marked. */
 export function formatRouteStates(routes: readonly LeaseRouteJson[]): string {
   if (routes.length === 0) return 'none';
-  return routes.map((route) => `${route.routeTableId} ${route.state}`).join(', ');
+  return routes
+    .map((route) => `${route.routeTableId}${isIpv6Route(route) ? ' IPv6' : ''} ${route.state}`)
+    .join(', ');
 }
 
 /** `truncated`: more leases exist than are shown (`--limit`). */
@@ -80,9 +87,12 @@ export function formatLeaseList(
   options: { truncated?: boolean } = {},
 ): string {
   if (leases.length === 0) return options.truncated ? 'No leases shown.\n' : 'No leases.\n';
+  // The IPv6 column only when some lease is dual stack: IPv4-only output stays as it was.
+  const dual = leases.some((lease) => lease.ipv6Subnet !== undefined);
   const table = formatTable(
     [
       { header: 'SUBNET' },
+      ...(dual ? [{ header: 'IPV6 SUBNET' }] : []),
       { header: 'INSTANCE' },
       { header: 'PRIVATE IP' },
       { header: 'INTERFACE' },
@@ -91,6 +101,7 @@ export function formatLeaseList(
     ],
     leases.map((lease) => [
       lease.subnet,
+      ...(dual ? [lease.ipv6Subnet ?? '-'] : []),
       lease.instanceId,
       lease.privateIp,
       lease.networkInterfaceId,
@@ -103,10 +114,14 @@ export function formatLeaseList(
 }
 
 export function formatLease(lease: LeaseJson, now: number): string {
-  const [firstRoute, ...otherRoutes] = lease.routes.map((r) => `${r.routeTableId}  ${r.state}`);
+  const [firstRoute, ...otherRoutes] = lease.routes.map((r) =>
+    r.destination ? `${r.routeTableId}  ${r.destination}  ${r.state}` : `${r.routeTableId}  ${r.state}`,
+  );
   const rows: [string, string][] = [
     ['subnet', lease.subnet],
     ['network', lease.network],
+    ...(lease.ipv6Subnet !== undefined ? [['ipv6 subnet', lease.ipv6Subnet] as [string, string]] : []),
+    ...(lease.ipv6Network !== undefined ? [['ipv6 network', lease.ipv6Network] as [string, string]] : []),
     ['instance', lease.instanceId],
     ['private ip', lease.privateIp],
     ['network interface', lease.networkInterfaceId],
@@ -127,11 +142,19 @@ export function usagePercent(table: Pick<RouteTableUsageJson, 'used' | 'limit'>)
 export const isNearRouteLimit = (table: Pick<RouteTableUsageJson, 'used' | 'limit'>): boolean =>
   table.limit <= 0 || table.used * 100 >= table.limit * ROUTE_USAGE_WARNING_PERCENT;
 
+/**
+ * One row per table, or in dual stack one per table and family (AWS counts a table's IPv4
+ * and IPv6 routes against the limit separately, so either may fill up first).
+ */
 export function formatRouteUsage(usage: RouteUsageJson): string {
   if (usage.tables.length === 0) return 'No route tables.\n';
+  const dual = usage.tables.some((t) => t.ipv6 !== undefined);
+  const families = (t: RouteTableUsageJson): [string, FamilyRouteUsageJson][] =>
+    dual ? [['IPv4', t], ...(t.ipv6 ? [['IPv6', t.ipv6] as [string, FamilyRouteUsageJson]] : [])] : [['', t]];
   const table = formatTable(
     [
       { header: 'ROUTE TABLE' },
+      ...(dual ? [{ header: 'FAMILY' }] : []),
       { header: 'USED/LIMIT', align: 'right' },
       { header: 'USE', align: 'right' },
       { header: 'OWNED', align: 'right' },
@@ -140,19 +163,24 @@ export function formatRouteUsage(usage: RouteUsageJson): string {
       { header: 'FREE', align: 'right' },
       { header: '' },
     ],
-    usage.tables.map((t) => [
-      t.routeTableId,
-      `${t.used}/${t.limit}`,
-      `${usagePercent(t)}%`,
-      String(t.owned),
-      String(t.foreign),
-      String(t.blackholes),
-      String(t.free),
-      isNearRouteLimit(t) ? 'WARNING' : '',
-    ]),
+    usage.tables.flatMap((t) =>
+      families(t).map(([family, f]) => [
+        t.routeTableId,
+        ...(dual ? [family] : []),
+        `${f.used}/${f.limit}`,
+        `${usagePercent(f)}%`,
+        String(f.owned),
+        String(f.foreign),
+        String(f.blackholes),
+        String(f.free),
+        isNearRouteLimit(f) ? 'WARNING' : '',
+      ]),
+    ),
   );
   const notes: string[] = [];
-  const full = usage.tables.filter(isNearRouteLimit);
+  const full = usage.tables.filter(
+    (t) => isNearRouteLimit(t) || (t.ipv6 !== undefined && isNearRouteLimit(t.ipv6)),
+  );
   if (full.length > 0) {
     notes.push(
       `WARNING: ${full.map((t) => t.routeTableId).join(', ')} ${full.length === 1 ? 'is' : 'are'} at ` +
@@ -161,7 +189,7 @@ export function formatRouteUsage(usage: RouteUsageJson): string {
         'and Backend.RouteLimit (vpc-lease config set), or move the cluster to the vxlan backend.',
     );
   }
-  if (usage.tables.some((t) => t.blackholes > 0)) {
+  if (usage.tables.some((t) => t.blackholes > 0 || (t.ipv6?.blackholes ?? 0) > 0)) {
     notes.push(
       'Blackhole routes point at a target that no longer exists; `vpc-lease reconcile` removes those vpc-lease owns.',
     );

@@ -21,7 +21,7 @@ import type { Logger } from './log.js';
 import type { MasqTarget } from './masq-rules.js';
 import { MASQ_RESYNC_MS, type Masquerade } from './masquerade.js';
 import { planRenewal } from './renewal.js';
-import { formatSubnetEnv, readSubnetEnv, writeSubnetEnvAtomically } from './subnet-env.js';
+import { formatSubnetEnv, readSubnetEnv, subnetEnvOfLease, writeSubnetEnvAtomically } from './subnet-env.js';
 
 export interface HostAgentOptions {
   api: LeaseApi;
@@ -288,12 +288,10 @@ export class HostAgent {
       const failed = await this.applyMasquerade(this.options.masquerade, lease);
       if (failed !== undefined) return failed;
     }
-    const contents = formatSubnetEnv({
-      network: lease.network,
-      subnet: lease.subnet,
-      mtu: this.options.mtu,
-      ipMasq: this.options.ipMasq,
-    });
+    // In dual stack also FLANNEL_IPV6_NETWORK and FLANNEL_IPV6_SUBNET, as flanneld writes them.
+    const contents = formatSubnetEnv(
+      subnetEnvOfLease(lease, { mtu: this.options.mtu, ipMasq: this.options.ipMasq }),
+    );
     const current = await readSubnetEnv(subnetFile);
     if (current.status === 'read' && current.contents === contents) {
       this.published = true;
@@ -315,6 +313,9 @@ export class HostAgent {
       subnetFile,
       subnet: lease.subnet,
       network: lease.network,
+      ...(lease.ipv6Subnet !== undefined
+        ? { ipv6Subnet: lease.ipv6Subnet, ipv6Network: lease.ipv6Network }
+        : {}),
       mtu: this.options.mtu,
     });
     return undefined;
@@ -322,7 +323,11 @@ export class HostAgent {
 
   /** Before subnet.env says FLANNEL_IPMASQ=true for this lease, the rules for it must exist. */
   private async applyMasquerade(masquerade: Masquerade, lease: LeaseJson): Promise<number | undefined> {
+    // flanneld's MasqIP6Rules beside the IPv4 ones in dual stack (ip6tables, the same chain name).
     const targets: MasqTarget[] = [{ family: 'ipv4', network: lease.network, subnet: lease.subnet }];
+    if (lease.ipv6Network !== undefined && lease.ipv6Subnet !== undefined) {
+      targets.push({ family: 'ipv6', network: lease.ipv6Network, subnet: lease.ipv6Subnet });
+    }
     const key = JSON.stringify(targets);
     if (key === this.masqApplied) return undefined;
     try {
@@ -334,7 +339,11 @@ export class HostAgent {
       return EXIT_REFUSED;
     }
     this.masqApplied = key;
-    this.options.log.info('masquerade rules installed', { network: lease.network, subnet: lease.subnet });
+    this.options.log.info('masquerade rules installed', {
+      network: lease.network,
+      subnet: lease.subnet,
+      ...(targets.length > 1 ? { ipv6Network: lease.ipv6Network, ipv6Subnet: lease.ipv6Subnet } : {}),
+    });
     return undefined;
   }
 

@@ -3,7 +3,7 @@
  * the agent writes what the API says into a file the container runtime trusts, so a
  * lease that does not parse is refused here rather than written.
  */
-import { contains, parseCidr } from '../shared/cidr.js';
+import { contains, parseCidr, parseIpv6Cidr } from '../shared/cidr.js';
 import { type ApiClient, ApiError } from '../shared/http/api-client.js';
 import { type AcquireLeaseRequest, HOST_PATHS, type LeaseJson } from '../shared/http/contract.js';
 
@@ -55,9 +55,27 @@ function leaseProblem(lease: Partial<LeaseJson> | undefined): string | undefined
   } catch (error) {
     return (error as Error).message;
   }
+  const ipv6 = ipv6Problem(lease);
+  if (ipv6) return ipv6;
   if (typeof lease.expiresAt !== 'string' || Number.isNaN(Date.parse(lease.expiresAt))) {
     return 'no valid expiresAt';
   }
   if (lease.routes !== undefined && !Array.isArray(lease.routes)) return 'routes is not a list';
+  return undefined;
+}
+
+/** Dual stack: ipv6Subnet and ipv6Network come together, both IPv6 CIDRs, the subnet inside the network. */
+function ipv6Problem(lease: Partial<LeaseJson>): string | undefined {
+  if (lease.ipv6Subnet === undefined && lease.ipv6Network === undefined) return undefined;
+  if (typeof lease.ipv6Subnet !== 'string' || typeof lease.ipv6Network !== 'string') {
+    return 'ipv6Subnet and ipv6Network must come together, as strings';
+  }
+  try {
+    if (!contains(parseIpv6Cidr(lease.ipv6Network), parseIpv6Cidr(lease.ipv6Subnet))) {
+      return `ipv6Subnet ${lease.ipv6Subnet} is not inside ipv6Network ${lease.ipv6Network}`;
+    }
+  } catch (error) {
+    return (error as Error).message;
+  }
   return undefined;
 }

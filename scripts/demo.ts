@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { main as adminCli } from '../admin/cli.js';
 import { isLoopbackUrl } from '../shared/http/api-client.js';
-import type { LeaseListJson, RouteUsageJson } from '../shared/http/contract.js';
+import type { LeaseJson, LeaseListJson, RouteUsageJson } from '../shared/http/contract.js';
 import {
   LOCAL_ACCOUNT,
   LOCAL_REGION,
@@ -45,6 +45,8 @@ const FIRST_HOSTS = 3;
 /** room left once it has: the next ROOM_AFTER hosts get a lease, the one after is refused */
 const ROOM_AFTER = 2;
 const ROOM = FIRST_HOSTS - 1 + ROOM_AFTER;
+/** published with EnableIPv6 unless the config is dual stack already: a unique local /56 */
+const DEMO_IPV6_NETWORK = 'fd00:10:244::/56';
 
 export interface DemoOptions {
   /** where the tour is written (stdout for `npm run demo`) */
@@ -141,19 +143,23 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
     // ------------------------------------------------------------ 1. config
     checkAborted();
-    heading('1. A small route limit, so that a handful of hosts fill a table');
+    heading('1. Dual stack, and a small route limit, so that a handful of hosts fill a table');
     const current = await fetch(`${apiUrl}/v1/admin/config`, { headers: operatorHeaders() });
     originalConfig = { body: await current.json(), etag: current.headers.get('etag') };
     const routeLimit = await demoRouteLimit(apiUrl, ROOM);
     out(
       indent(
         `Backend.RouteLimit is the "Routes per route table" quota (50 by default). Publishing ${routeLimit}\n` +
-          `leaves room for ${ROOM} leases next to the routes already in the fullest table.\n\n`,
+          `leaves room for ${ROOM} leases next to the routes already in the fullest table.\n` +
+          `EnableIPv6 gives every host a /64 of IPv6Network too, routed to its ENI beside the IPv4 route\n` +
+          '(AWS counts IPv4 and IPv6 routes apart, each against the quota).\n\n',
       ),
     );
+    const published = originalConfig.body as Record<string, unknown>;
     const config = {
-      ...(originalConfig.body as Record<string, unknown>),
-      Backend: { ...((originalConfig.body as { Backend: object }).Backend ?? {}), RouteLimit: routeLimit },
+      ...published,
+      ...(published.EnableIPv6 === true ? {} : { EnableIPv6: true, IPv6Network: DEMO_IPV6_NETWORK }),
+      Backend: { ...((published as { Backend: object }).Backend ?? {}), RouteLimit: routeLimit },
     };
     const configFile = join(workDir, 'network.json');
     await writeJson(configFile, config);
@@ -175,7 +181,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     checkAborted();
     heading('3. Who holds which subnet');
     await showAdmin('leases');
-    heading('4. The VPC route tables (DescribeRouteTables): one route per lease, to the host ENI');
+    heading(
+      '4. The VPC route tables (DescribeRouteTables): two routes per lease (IPv4, IPv6), to the host ENI',
+    );
     out(indent(formatRouteTables(await routeTables(ec2, stack.vpcId), launched)));
     out('\n');
     await showAdmin('routes');
@@ -183,7 +191,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     // ------------------------------------------------------------ 5. termination
     checkAborted();
     const victim = first[0]!;
-    const victimSubnet = await subnetOf(apiUrl, victim.instanceId);
+    const { subnet: victimSubnet, ipv6Subnet: victimIpv6Subnet } = await leaseOf(apiUrl, victim.instanceId);
     heading(`5. ${victim.instanceId} terminates; EventBridge delivers its state change`);
     await ec2.send(new TerminateInstancesCommand({ InstanceIds: [victim.instanceId] }));
     out(indent(`TerminateInstances ${victim.instanceId}\n`));
@@ -191,12 +199,19 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     out(indent(`instanceState Lambda answered: ${JSON.stringify(outcome)}\n\n`));
     const tablesAfter = await routeTables(ec2, stack.vpcId);
     out(indent(formatRouteTables(tablesAfter, launched)));
-    const left = tablesAfter.filter((t) => t.Routes?.some((r) => r.DestinationCidrBlock === victimSubnet));
+    const left = tablesAfter.filter((t) =>
+      t.Routes?.some(
+        (r) =>
+          r.DestinationCidrBlock === victimSubnet ||
+          (victimIpv6Subnet !== undefined && r.DestinationIpv6CidrBlock === victimIpv6Subnet),
+      ),
+    );
+    const victimRoutes = victimIpv6Subnet ? `${victimSubnet} and ${victimIpv6Subnet}` : victimSubnet;
     out(
       indent(
         left.length === 0
-          ? `\nThe route to ${victimSubnet} is gone from every table, and so is the lease:\n\n`
-          : `\nThe route to ${victimSubnet} is STILL in ${left.map((t) => t.RouteTableId).join(', ')}.\n\n`,
+          ? `\nThe routes to ${victimRoutes} are gone from every table, and so is the lease:\n\n`
+          : `\nA route to ${victimRoutes} is STILL in ${left.map((t) => t.RouteTableId).join(', ')}.\n\n`,
       ),
     );
     if (left.length > 0) throw new Error(`The route of the terminated ${victim.instanceId} was not removed.`);
@@ -359,7 +374,8 @@ async function demoRouteLimit(apiUrl: string, room: number): Promise<number> {
   const live = ((await leases.json()) as LeaseListJson).leases.filter(
     (l) => Date.parse(l.expiresAt) > now,
   ).length;
-  const foreign = Math.max(0, ...usage.tables.map((t) => t.foreign));
+  // AWS counts a table's IPv4 and IPv6 routes apart: the fuller family decides.
+  const foreign = Math.max(0, ...usage.tables.flatMap((t) => [t.foreign, t.ipv6?.foreign ?? 0]));
   return foreign + live + room;
 }
 
@@ -427,17 +443,18 @@ function lastError(stderr: string): string | undefined {
   return message;
 }
 
-async function subnetOf(apiUrl: string, instanceId: string): Promise<string> {
+async function leaseOf(apiUrl: string, instanceId: string): Promise<LeaseJson> {
   const response = await fetch(`${apiUrl}/v1/admin/leases?limit=1000`, { headers: operatorHeaders() });
   const lease = ((await response.json()) as LeaseListJson).leases.find((l) => l.instanceId === instanceId);
   if (!lease) throw new Error(`${instanceId} holds no lease.`);
-  return lease.subnet;
+  return lease;
 }
 
 function describeRun(run: AgentRun): string {
   if (run.code === 0) {
     const line = /^FLANNEL_SUBNET=.*$/m.exec(run.subnetEnv ?? '')?.[0];
-    return `subnet.env written, ${line ?? 'no FLANNEL_SUBNET line'}`;
+    const ipv6 = /^FLANNEL_IPV6_SUBNET=.*$/m.exec(run.subnetEnv ?? '')?.[0];
+    return `subnet.env written, ${line ?? 'no FLANNEL_SUBNET line'}${ipv6 ? `, ${ipv6}` : ''}`;
   }
   return `agent exited ${run.code ?? 'on a signal'}: ${run.error ?? 'no error logged'}`;
 }

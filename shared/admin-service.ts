@@ -8,9 +8,10 @@ import { type Cidr, CidrError, compareSubnets, formatCidr, parseSubnetKey, toSub
 import { NotFoundError, ValidationError } from './errors.js';
 import { isLive, type Lease } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
-import type { Clock, InstancePort, LeaseRouteWriter, LeaseStore, StoredConfig } from './ports.js';
+import type { Clock, InstancePort, LeaseRouteWriter, LeaseStore, RouteEntry, StoredConfig } from './ports.js';
 import type { ReconcileReport } from './reconciler.js';
 import { type RouteUsage, routeUsage } from './route-capacity.js';
+import { familyConfig, familyTable } from './route-family.js';
 import { foreignClaims, isOwnedRoute } from './route-ownership.js';
 import { findDeadHolders, targetIsDead } from './route-planner.js';
 
@@ -89,6 +90,7 @@ export class AdminService {
    * marks blackhole and also those whose target is a dead holder's (terminated instance,
    * detached ENI): EC2 marks the latter only once the ENI is deleted, and moto never does.
    * `foreignClaims` lists the ranges inside Network that the table's foreign routes claim.
+   * In dual stack the table's IPv6 routes are counted apart, under `ipv6`, by the same rules.
    */
   async routeUsage(): Promise<(RouteUsage & { foreignClaims: string[] })[]> {
     const { config } = await this.deps.configs.get();
@@ -101,13 +103,24 @@ export class AdminService {
     const holders = [...new Set(live.map((l) => l.instanceId))];
     const instances = holders.length > 0 ? await this.deps.instances.describeInstances(holders) : [];
     const dead = findDeadHolders(live, instances);
+    const ipv6 = familyConfig(config, 6);
+    const blackholesOf = (family: NetworkConfig, routes: readonly RouteEntry[]) =>
+      routes.filter((r) => r.state === 'blackhole' || (isOwnedRoute(family, r) && targetIsDead(r, dead)))
+        .length;
     return tables.map((table) => {
       const usage = routeUsage(config, table, live);
-      const blackholes = table.routes.filter(
-        (r) => r.state === 'blackhole' || (isOwnedRoute(config, r) && targetIsDead(r, dead)),
-      ).length;
-      // Ranges inside Network that foreign routes claim: no lease is granted on a subnet they overlap.
-      return { ...usage, blackholes, foreignClaims: foreignClaims(config, [table]) };
+      const blackholes = blackholesOf(config, table.routes);
+      // Ranges inside Network (and IPv6Network) that foreign routes claim: no lease is granted on a subnet they overlap.
+      const claims = foreignClaims(config, [table]);
+      if (ipv6) claims.push(...foreignClaims(ipv6, [familyTable(table, 6)]));
+      return {
+        ...usage,
+        blackholes,
+        ...(usage.ipv6 && ipv6
+          ? { ipv6: { ...usage.ipv6, blackholes: blackholesOf(ipv6, familyTable(table, 6).routes) } }
+          : {}),
+        foreignClaims: claims,
+      };
     });
   }
 

@@ -3,13 +3,18 @@
  * equivalent of `etcdctl set /coreos.com/network/config`, with the checks etcd never made.
  * A refused config changes nothing.
  */
-import { formatCidr, overlaps, parseCidr } from './cidr.js';
+import { equals, formatCidr, overlaps, parseCidr } from './cidr.js';
 import { ConfigMissingError, ConflictError, ValidationError } from './errors.js';
 import { isLive, type Lease } from './lease.js';
-import { isLeasable, type NetworkConfig, parseNetworkConfig } from './network-config.js';
-import { refuseIpv6VpcOverlap, refuseUnroutedDualStack } from './network-config-ipv6.js';
+import { isLeasable, type NetworkConfig, pairedIpv6Subnet, parseNetworkConfig } from './network-config.js';
+import { refuseIpv6VpcOverlap } from './network-config-ipv6.js';
 import type { Clock, InstancePort, LeaseRouteWriter, LeaseStore, RouteTable, StoredConfig } from './ports.js';
-import { foreignRouteCount, capacity as leaseCapacity, routeTableSnapshot } from './route-capacity.js';
+import {
+  foreignIpv6RouteCount,
+  foreignRouteCount,
+  capacity as leaseCapacity,
+  routeTableSnapshot,
+} from './route-capacity.js';
 
 export interface ConfigServiceDeps {
   store: LeaseStore;
@@ -50,8 +55,10 @@ export class ConfigService {
 
     const current = await store.getConfig();
     const now = clock.now();
-    const live = current ? (await store.list()).filter((l) => isLive(l, now)) : [];
+    const leases = current ? await store.list() : [];
+    const live = leases.filter((l) => isLive(l, now));
     if (live.length > 0) this.refuseStranding(config, live, tables);
+    refuseMovingIpv6(config, leases);
 
     const expected = options.expectedVersion ?? current?.version;
     if (options.expectedVersion !== undefined && options.expectedVersion !== current?.version) {
@@ -95,8 +102,6 @@ export class ConfigService {
         `${vpcId} has no route table in scope of Backend.RouteTableID; nothing could be routed.`,
       );
     }
-    // After every other check of the config (400), so that a dual-stack config is validated in full.
-    refuseUnroutedDualStack(config);
     return { config, tables };
   }
 
@@ -131,18 +136,65 @@ export class ConfigService {
       );
     }
 
+    // Per family: in dual stack every live lease needs an IPv6 route in each table too (the
+    // IPv4-only ones get theirs at their next renewal or reconcile), counted on its own.
     for (const table of tables) {
-      const foreign = foreignRouteCount(config, table);
-      const capacity = config.backend.routeLimit - foreign;
-      if (live.length > capacity) {
-        throw new ConflictError(
-          `Backend.RouteLimit ${config.backend.routeLimit} is below current use of ${table.routeTableId}: ` +
-            `${live.length} live leases + ${foreign} other routes. Keep RouteLimit at least ${live.length + foreign}, or revoke leases first.`,
-          { details: { routeTableId: table.routeTableId, liveLeases: live.length, foreignRoutes: foreign } },
-        );
+      const families = [
+        { family: 'IPv4', label: '', foreign: foreignRouteCount(config, table) },
+        ...(config.ipv6
+          ? [{ family: 'IPv6', label: 'IPv6 ', foreign: foreignIpv6RouteCount(config, table) ?? 0 }]
+          : []),
+      ];
+      for (const { family, label, foreign } of families) {
+        const capacity = config.backend.routeLimit - foreign;
+        if (live.length > capacity) {
+          throw new ConflictError(
+            `Backend.RouteLimit ${config.backend.routeLimit} is below current ${label}use of ${table.routeTableId}: ` +
+              `${live.length} live leases + ${foreign} other ${label}routes. Keep RouteLimit at least ${live.length + foreign}, or revoke leases first.`,
+            {
+              details: {
+                routeTableId: table.routeTableId,
+                family,
+                liveLeases: live.length,
+                foreignRoutes: foreign,
+              },
+            },
+          );
+        }
       }
     }
   }
+}
+
+/**
+ * A lease item (live, or expired and not reclaimed yet) that holds an IPv6 subnet keeps it and
+ * its IPv6 routes until it goes: a config that would pair its IPv4 subnet with another IPv6
+ * subnet, or turn dual stack off, would leave those routes to nobody (vpc-lease owns IPv6
+ * routes only inside the published IPv6 range). Refused with 409. Turning dual stack ON over
+ * IPv4-only leases is allowed: each gets its paired IPv6 subnet and routes at its next renewal
+ * or at the next reconcile.
+ */
+function refuseMovingIpv6(config: NetworkConfig, leases: readonly Lease[]): void {
+  const moved = leases.filter((l) => {
+    if (!l.ipv6Subnet) return false;
+    if (!config.ipv6 || !isLeasable(config, l.subnet)) return true;
+    const paired = pairedIpv6Subnet(config, l.subnet);
+    return paired === undefined || !equals(paired, l.ipv6Subnet);
+  });
+  if (moved.length === 0) return;
+  const subnets = moved.slice(0, NAMED).map((l) => formatCidr(l.subnet));
+  if (!config.ipv6) {
+    throw new ConflictError(
+      `This config turns dual stack off while ${moved.length} lease(s) hold an IPv6 subnet and IPv6 routes: ${name(moved)}. ` +
+        'Revoke them first (`vpc-lease revoke <subnet>`; expired ones go with `vpc-lease reconcile`), or keep EnableIPv6 and the IPv6 fields as they are.',
+      { details: { leases: subnets } },
+    );
+  }
+  throw new ConflictError(
+    `This config pairs ${moved.length} lease(s) with another IPv6 subnet than the one they hold: ${name(moved)}. ` +
+      'Keep IPv6Network, IPv6SubnetLen, IPv6SubnetMin (and SubnetMin) as they are, or revoke those leases first (`vpc-lease revoke <subnet>`).',
+    { details: { leases: subnets } },
+  );
 }
 
 function name(leases: readonly Lease[]): string {

@@ -87,12 +87,22 @@ export class RouteLimitExceededError extends VpcLeaseError {
   readonly limit: number;
   readonly routeTableId: string | undefined;
 
-  constructor(args: { used: number; limit: number; routeTableId?: string }, options?: VpcLeaseErrorOptions) {
+  constructor(
+    args: {
+      used: number;
+      limit: number;
+      routeTableId?: string;
+      /** 6 when the table's IPv6 routes are the full ones (AWS counts each family on its own) */
+      family?: 4 | 6;
+    },
+    options?: VpcLeaseErrorOptions,
+  ) {
     const where = args.routeTableId ? ` in route table ${args.routeTableId}` : '';
+    const kind = args.family === 6 ? 'IPv6 routes' : 'routes';
     super(
       'RouteLimitExceeded',
       409,
-      `Route table full${where}: ${args.used}/${args.limit} routes in use. ` +
+      `Route table full${where}: ${args.used}/${args.limit} ${kind} in use. ` +
         'Raise the "Routes per route table" quota in Service Quotas and Backend.RouteLimit in the network config ' +
         '(publish it with `vpc-lease config set`), or switch this cluster to the vxlan backend.',
       { ...options, details: { used: args.used, limit: args.limit, routeTableId: args.routeTableId } },

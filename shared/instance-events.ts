@@ -4,14 +4,16 @@
  * any order, so the decision comes from the lease table and one fresh DescribeInstances,
  * never from the event's state. The writing is route-writer.ts's.
  *
- * EC2 budget (docs/design.md): a termination costs #tables + 1 calls (+ the DescribeInstances).
+ * EC2 budget (docs/design.md): a termination costs #tables + 1 calls (+ the DescribeInstances),
+ * in dual stack #tables x 2 + 1 (an IPv4 and an IPv6 route per table).
  */
 import { formatCidr } from './cidr.js';
 import { publishedConfig } from './config-service.js';
 import type { VpcLeaseError } from './errors.js';
-import { describeLease, isLive, type Lease, type LeaseRoute } from './lease.js';
+import { describeLease, isLive, type Lease, type LeaseRoute, routeKey } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import { type Clock, type InstancePort, type LeaseStore, type Logger, silentLogger } from './ports.js';
+import { routesOf } from './route-family.js';
 import { isGone } from './route-planner.js';
 import type { RouteWriter } from './route-writer.js';
 
@@ -52,7 +54,8 @@ export class InstanceEvents {
    * One state-change event of `instanceId`; the event's state is only logged:
    *   - no lease                               -> nothing (0 EC2 calls);
    *   - instance gone/shutting-down/terminated -> delete its routes (from the tables the lease
-   *     item lists, no Describe of tables), then the lease: #tables + 1 EC2 calls;
+   *     item lists, no Describe of tables), then the lease: #tables + 1 EC2 calls (dual stack:
+   *     both routes of each table, #tables x 2 + 1);
    *   - running                                -> write the routes not yet active;
    *   - pending/stopping/stopped               -> nothing (the ENI survives a stop).
    * `config` defaults to the published one.
@@ -96,15 +99,15 @@ export class InstanceEvents {
 
     const published = config ?? (await this.publishedConfig());
     const scope = await this.knownScope(lease, published);
-    const missing = scope.filter(
-      (id) => !lease.routes.some((r) => r.routeTableId === id && r.state === 'active'),
-    );
+    // Every route of both families: a lease granted before dual stack gets its IPv6 routes here too.
+    const active = new Set(lease.routes.filter((r) => r.state === 'active').map(routeKey));
+    const missing = routesOf(published, scope, 'pending').filter((ref) => !active.has(routeKey(ref)));
     if (missing.length === 0 && !eni.sourceDestCheck) {
       return { action: 'none', reason: 'every route of the lease is active' };
     }
     const result = await this.writer.ensureLeaseRoutes(lease, published, {
       sourceDestCheck: eni.sourceDestCheck,
-      routeTableIds: missing,
+      routes: missing,
     });
     this.logger.info('lease routes ensured', { ...context, routes: result.routes });
     return {
@@ -139,7 +142,7 @@ export class InstanceEvents {
       this.logger.info('subnet re-granted during the release; restoring its routes', describeLease(current));
       await this.writer.ensureLeaseRoutes(current, published, {
         sourceDestCheck: false, // the grant handled it
-        routeTableIds: current.routes.map((r) => r.routeTableId),
+        routes: current.routes,
       });
     }
     return [...removed];

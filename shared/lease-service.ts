@@ -14,7 +14,7 @@ import {
   TooManyRequestsError,
   ValidationError,
 } from './errors.js';
-import { allRoutesActive, describeLease, isLive, type Lease, type LeaseRoute } from './lease.js';
+import { allRoutesActive, describeLease, isLive, type Lease, routeKey } from './lease.js';
 import { isLeasable, type NetworkConfig } from './network-config.js';
 import type {
   Clock,
@@ -28,6 +28,7 @@ import type {
   RouteTableSnapshot,
   StoredConfig,
 } from './ports.js';
+import { coversFamilies, routesOf } from './route-family.js';
 import { claimSubnet, type SubnetClaimDeps } from './subnet-claim.js';
 
 export interface LeaseServiceOptions {
@@ -98,7 +99,7 @@ export class LeaseService {
     ) {
       const renewed = await this.deps.store.renew(existing, this.expiry(now));
       if (renewed) {
-        if (allRoutesActive(renewed) && coversTables(renewed, context.snapshot))
+        if (allRoutesActive(renewed) && coversTables(renewed, config, context.snapshot))
           return { lease: renewed, config, outcome: 'renewed' };
         // A grant whose routes stayed pending (EC2 throttled): finish it now.
         const nic = await this.verifyInstance(instanceId, request.privateIp);
@@ -275,12 +276,17 @@ export class LeaseService {
   ): Promise<Lease> {
     let outcome: Awaited<ReturnType<LeaseRouteWriter['ensureLeaseRoutes']>>;
     try {
-      // Only the tables still missing the route: a retried PUT after a throttle spends no
-      // mutation on routes already written.
-      const active = new Set(lease.routes.filter((r) => r.state === 'active').map((r) => r.routeTableId));
+      // Only the routes (table and family) not active yet: a retried PUT after a throttle
+      // spends no mutation on routes already written; a lease granted before dual stack was
+      // published gets just its IPv6 routes.
+      const active = new Set(lease.routes.filter((r) => r.state === 'active').map(routeKey));
       outcome = await this.deps.routes.ensureLeaseRoutes(lease, config, {
         sourceDestCheck: nic.sourceDestCheck,
-        routeTableIds: snapshot.tables.map((t) => t.routeTableId).filter((id) => !active.has(id)),
+        routes: routesOf(
+          config,
+          snapshot.tables.map((t) => t.routeTableId),
+          'pending',
+        ).filter((ref) => !active.has(routeKey(ref))),
       });
     } catch (error) {
       if (error instanceof RouteLimitExceededError || error instanceof ForeignRouteError) {
@@ -306,7 +312,7 @@ export class LeaseService {
       const retryAfter = cause.retryAfterSeconds;
       const why = cause instanceof ThrottledError ? 'EC2 is throttling' : 'EC2 failed';
       throw new ServiceUnavailableError(
-        `The lease on ${formatCidr(lease.subnet)} is kept, but ${why} and its route is not written yet; ` +
+        `The lease on ${formatCidr(lease.subnet)} is kept, but ${why} and its routes are not all written yet; ` +
           `retry PUT /v1/lease after ${retryAfter} s (the reconcile also finishes it).`,
         retryAfter,
         { cause },
@@ -316,10 +322,21 @@ export class LeaseService {
   }
 }
 
-function coversTables(lease: Lease, snapshot: RouteTableSnapshot | undefined): boolean {
+/**
+ * Whether the lease records a route of every family in every table of the snapshot. A lease
+ * granted before dual stack was published does not: its renewal writes its IPv6 routes.
+ */
+function coversTables(
+  lease: Lease,
+  config: NetworkConfig,
+  snapshot: RouteTableSnapshot | undefined,
+): boolean {
+  if (config.ipv6 && !lease.ipv6Subnet) return false;
   if (!snapshot) return true;
-  return snapshot.tables.every((t) =>
-    lease.routes.some((r: LeaseRoute) => r.routeTableId === t.routeTableId),
+  return coversFamilies(
+    lease,
+    config,
+    snapshot.tables.map((t) => t.routeTableId),
   );
 }
 

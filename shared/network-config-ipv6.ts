@@ -172,15 +172,3 @@ export function refuseIpv6VpcOverlap(
     }
   }
 }
-
-/**
- * Dual stack is validated in full but not routed yet: the lease, route and capacity services
- * write IPv4 routes only. Publishing it would promise hosts IPv6 routes nobody writes.
- */
-export function refuseUnroutedDualStack(config: NetworkConfig): void {
-  if (config.ipv6) {
-    throw new ValidationError(
-      `EnableIPv6: this dual-stack config is valid, but IPv6 routes are not supported yet; publish it without EnableIPv6 and the IPv6 fields.`,
-    );
-  }
-}

@@ -33,10 +33,17 @@ export interface StoredConfig {
 
 /** What the route tables in scope looked like at `refreshedAt`; the grant path reads this instead of EC2. */
 export interface RouteTableSnapshot {
-  readonly tables: readonly { readonly routeTableId: string; readonly foreignRoutes: number }[];
+  readonly tables: readonly {
+    readonly routeTableId: string;
+    /** IPv4 routes that are not vpc-lease's and count against RouteLimit */
+    readonly foreignRoutes: number;
+    /** dual stack: likewise for the table's IPv6 routes, which AWS counts on their own */
+    readonly foreignIpv6Routes?: number;
+  }[];
   /**
-   * Ranges strictly inside Network that foreign routes claim (route-ownership.ts): no lease is
-   * granted on a subnet they cover or overlap. Absent in snapshots written before it existed.
+   * Ranges strictly inside Network (and in dual stack IPv6Network) that foreign routes claim
+   * (route-ownership.ts): no lease is granted on a subnet, or a subnet whose IPv6 partner, they
+   * cover or overlap. Absent in snapshots written before it existed.
    */
   readonly foreignClaims?: readonly string[];
   readonly refreshedAt: Date;
@@ -44,6 +51,8 @@ export interface RouteTableSnapshot {
 
 export interface NewLease {
   readonly subnet: Cidr;
+  /** dual stack: the IPv6 subnet paired with `subnet` (network-config.ts pairedIpv6Subnet) */
+  readonly ipv6Subnet?: Cidr;
   readonly instanceId: string;
   readonly privateIp: string;
   readonly networkInterfaceId: string;
@@ -161,7 +170,10 @@ export interface LeaseStore {
   grant(lease: NewLease, now: Date): Promise<GrantResult>;
   /** Extends a live lease held by the same instance; undefined when it is gone or held by another. */
   renew(lease: Lease, expiresAt: Date): Promise<Lease | undefined>;
-  /** Records route states on the lease, if the lease is still the same holder's. */
+  /**
+   * Records route states on the lease, if the lease is still the same holder's; also its
+   * `ipv6Subnet` when it has one (a lease granted before dual stack learns it this way).
+   */
   updateRoutes(lease: Lease, routes: readonly LeaseRoute[]): Promise<Lease | undefined>;
   /**
    * Deletes the lease's items and gives its place back, if they still belong to this holder
@@ -178,6 +190,15 @@ export interface LeaseStore {
  * RouteWriter in route-writer.ts): the tables in scope, the capacity snapshot, and one
  * lease's routes written or removed.
  */
+export interface LeaseRouteWriterOptions {
+  /** the lease ENI's source/destination check as the caller just described it; disabled when true */
+  readonly sourceDestCheck: boolean;
+  /** the tables to write in: every family's route of the config in each */
+  readonly routeTableIds?: readonly string[];
+  /** or exactly these routes (table and family), e.g. those not active yet */
+  readonly routes?: readonly Pick<LeaseRoute, 'routeTableId' | 'family'>[];
+}
+
 export interface LeaseRouteWriter {
   /** The tables of Backend.RouteTableID, or every table of the VPC; one paginated Describe. */
   tablesInScope(config: NetworkConfig): Promise<RouteTable[]>;
@@ -190,13 +211,14 @@ export interface LeaseRouteWriter {
     tables?: readonly RouteTable[],
   ): Promise<{ snapshot: RouteTableSnapshot; tables: readonly RouteTable[]; usage?: CapacityUsage }>;
   /**
-   * Writes the lease's route in each table. Throws RouteLimitExceededError when EC2 refuses
-   * for lack of room; throttling and outages leave the route `pending` and come back as `error`.
+   * Writes the lease's routes (in dual stack one per table and family). Throws
+   * RouteLimitExceededError when EC2 refuses for lack of room; throttling and outages leave
+   * the route `pending` and come back as `error`.
    */
   ensureLeaseRoutes(
     lease: Lease,
     config: NetworkConfig,
-    options: { readonly sourceDestCheck: boolean; readonly routeTableIds: readonly string[] },
+    options: LeaseRouteWriterOptions,
   ): Promise<{ lease: Lease | undefined; routes: readonly LeaseRoute[]; error: TransientError | undefined }>;
   /** Deletes the lease's routes that still point to its ENI; never another holder's. */
   removeLeaseRoutes(lease: Lease, config: NetworkConfig): Promise<unknown>;

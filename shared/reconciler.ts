@@ -8,26 +8,37 @@
  * real difference.
  */
 import { type Cidr, formatCidr } from './cidr.js';
-import { describeLease, isLive, type Lease, sameRoutes } from './lease.js';
-import type { NetworkConfig } from './network-config.js';
+import { describeLease, isLive, type Lease, type RouteFamily, sameRoutes } from './lease.js';
+import { isLeasableIpv6, type NetworkConfig, pairedIpv4Subnet } from './network-config.js';
 import {
   type Clock,
   type InstanceInfo,
   type InstancePort,
   type LeaseStore,
   type Logger,
+  type RouteTable,
   type RouteTablePort,
   silentLogger,
 } from './ports.js';
 import { type RouteUsage, routeUsage } from './route-capacity.js';
+import {
+  familyConfig,
+  familyLease,
+  familyTable,
+  ipv6SubnetOf,
+  routeFamilies,
+  tagFamily,
+} from './route-family.js';
 import { parseDestination, sameDestination } from './route-ownership.js';
 import {
   applyRouteChanges,
+  type DeadHolders,
   findDeadHolders,
   holderIsDead,
   leaseRouteStates,
   planRoutes,
   type RouteChange,
+  type RoutePlan,
 } from './route-planner.js';
 import type { RouteWriter } from './route-writer.js';
 
@@ -117,12 +128,19 @@ export class Reconciler {
     const holderIds = [...new Set(leases.map((l) => l.instanceId))];
     const instances = holderIds.length > 0 ? await this.instances.describeInstances(holderIds) : [];
     const dead = findDeadHolders(leases, instances);
-    const plan = planRoutes({ config, tables, leases, dead, now });
+    // One plan per family (route-family.ts): the IPv4 routes, and in dual stack the IPv6 routes,
+    // each by that family's ownership rules; the IPv4 plan decides reclaims and live leases.
+    const families = planFamilies(config, tables, leases, dead, now);
+    const plan = families[0]!.plan;
+    const changes = families.flatMap((f) => f.plan.changes);
+    const byKey = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
+    const original = (view: Lease) => byKey.get(formatCidr(view.subnet)) ?? view;
 
     const notDone = new Set<RouteChange>();
     const currentLease = memoize((subnet: Cidr) => this.store.getBySubnet(subnet));
-    for (const change of plan.changes) {
-      const subnet = parseDestination(change.destination);
+    for (const change of changes) {
+      // The lease item is keyed by the IPv4 subnet: an IPv6 route's is its IPv4 partner.
+      const subnet = ipv4SubnetOf(config, change.destination);
       try {
         if (change.action === 'delete') {
           // A grant may have given the subnet to a new holder since store.list(): then its
@@ -155,12 +173,30 @@ export class Reconciler {
       }
     }
 
-    // The tables as the changes left them: the reclaims find their routes gone already.
-    const after = applyRouteChanges(tables, plan.changes, (c) => !notDone.has(c));
-    for (const { lease, reason } of plan.reclaims) {
+    // The tables as the applied changes left them, both families: the reclaims find their
+    // routes gone already, and the route states and the snapshot are read from them.
+    const afterByFamily = families.map((f) => ({
+      family: f.family,
+      tables: applyRouteChanges(
+        tables.map((t) => familyTable(t, f.family)),
+        f.plan.changes,
+        (c) => !notDone.has(c),
+      ),
+    }));
+    const after: RouteTable[] = tables.map((table, i) => ({
+      ...table,
+      routes: afterByFamily[0]!.tables[i]!.routes,
+      ...(afterByFamily[1] ? { ipv6Routes: afterByFamily[1].tables[i]!.routes } : {}),
+    }));
+    for (const { lease: view, reason } of plan.reclaims) {
+      const lease = original(view);
       const key = formatCidr(lease.subnet);
-      const blocked = plan.changes.some((c) => notDone.has(c) && sameDestination(c.destination, key));
-      if (blocked) continue; // routes first: the lease waits for the next sweep
+      const ipv6 = ipv6SubnetOf(lease, config);
+      const mine = (c: RouteChange) =>
+        sameDestination(c.destination, key) ||
+        (ipv6 !== undefined && sameDestination(c.destination, formatCidr(ipv6)));
+      const blocked = changes.some((c) => notDone.has(c) && mine(c));
+      if (blocked) continue; // routes first (of both families): the lease waits for the next sweep
       try {
         const { reclaimed, restored } = await this.writer.reclaim(lease, config, {
           ...(reason === 'expired' ? { expiredAt: now } : {}),
@@ -184,13 +220,20 @@ export class Reconciler {
       }
     }
 
-    await this.disableSourceDestChecks(plan.liveLeases, instances, report);
+    const liveLeases = plan.liveLeases.map(original);
+    await this.disableSourceDestChecks(liveLeases, instances, report);
 
-    for (const lease of plan.liveLeases) {
-      const routes = leaseRouteStates(lease, after);
-      if (sameRoutes(lease.routes, routes)) continue;
+    for (const lease of liveLeases) {
+      const routes = afterByFamily.flatMap(({ family, tables: familyTables }) => {
+        const view = familyLease(lease, config, family);
+        return view ? tagFamily(leaseRouteStates(view, familyTables), family) : [];
+      });
+      // A lease granted before dual stack was published records its paired IPv6 subnet now.
+      const ipv6Subnet = ipv6SubnetOf(lease, config);
+      const holder = ipv6Subnet && !lease.ipv6Subnet ? { ...lease, ipv6Subnet } : lease;
+      if (holder === lease && sameRoutes(lease.routes, routes)) continue;
       try {
-        await this.store.updateRoutes(lease, routes);
+        await this.store.updateRoutes(holder, routes);
       } catch (error) {
         report.errors.push({
           subnet: formatCidr(lease.subnet),
@@ -210,7 +253,7 @@ export class Reconciler {
     }
 
     // Usage after the changes, from the tables already described (no second Describe).
-    const usage = after.map((table) => routeUsage(config, table, plan.liveLeases, this.clock.now()));
+    const usage = after.map((table) => routeUsage(config, table, liveLeases, this.clock.now()));
 
     this.logger.info('reconcile done', { changes: report.changes.length, errors: report.errors.length });
     return { startedAt: now, changes: report.changes, errors: report.errors, usage };
@@ -242,6 +285,33 @@ export class Reconciler {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/** The planner's plan for each family of the config, on that family's views (route-family.ts). */
+function planFamilies(
+  config: NetworkConfig,
+  tables: readonly RouteTable[],
+  leases: readonly Lease[],
+  dead: DeadHolders,
+  now: Date,
+): { family: RouteFamily; plan: RoutePlan }[] {
+  return routeFamilies(config).map((family) => ({
+    family,
+    plan: planRoutes({
+      config: familyConfig(config, family)!,
+      tables: tables.map((t) => familyTable(t, family)),
+      leases: leases.flatMap((l) => familyLease(l, config, family) ?? []),
+      dead,
+      now,
+    }),
+  }));
+}
+
+/** The IPv4 subnet a route's destination belongs to: itself, or an IPv6 subnet's IPv4 partner. */
+function ipv4SubnetOf(config: NetworkConfig, destination: string): Cidr | undefined {
+  const cidr = parseDestination(destination);
+  if (!cidr || cidr.family === 4) return cidr;
+  return isLeasableIpv6(config, cidr) ? pairedIpv4Subnet(config, cidr) : undefined;
+}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

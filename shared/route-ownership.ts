@@ -18,15 +18,19 @@
  * to it. A foreign route to Network itself or wider (0.0.0.0/0, 10.0.0.0/8, the whole
  * overlay to one box) is less specific than every lease route and blocks nothing.
  */
-import { type Cidr, contains, formatCidr, overlaps, parseCidr } from './cidr.js';
+import { type Cidr, contains, formatCidr, overlaps, parseCidr, parseIpv6Cidr } from './cidr.js';
 import type { Lease } from './lease.js';
 import { isLeasable, type NetworkConfig } from './network-config.js';
 import type { RouteEntry } from './ports.js';
 
-/** The destination as a CIDR, or undefined when it is not an IPv4 CIDR (a prefix list, malformed). */
+/**
+ * The destination as a CIDR of either family (IPv6 told apart by its colons, as EC2 keeps it in
+ * DestinationIpv6CidrBlock), or undefined when it is none (a prefix list, malformed).
+ * For IPv6 the rules below apply to the family views of route-family.ts.
+ */
 export function parseDestination(destination: string): Cidr | undefined {
   try {
-    return parseCidr(destination);
+    return destination.includes(':') ? parseIpv6Cidr(destination) : parseCidr(destination);
   } catch {
     return undefined;
   }

@@ -10,7 +10,17 @@
 
 import { contains, formatCidr } from './cidr.js';
 import { ConflictError, ForeignRouteError, TransientError } from './errors.js';
-import { describeLease, isLive, type Lease, type LeaseRoute, type RouteState, sameRoutes } from './lease.js';
+import {
+  describeLease,
+  familyOf,
+  isLive,
+  type Lease,
+  type LeaseRoute,
+  type RouteFamily,
+  type RouteState,
+  routeKey,
+  sameRoutes,
+} from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import {
   type CapacityLedger,
@@ -18,6 +28,7 @@ import {
   type Clock,
   type InstancePort,
   type LeaseRouteWriter,
+  type LeaseRouteWriterOptions,
   type LeaseStore,
   type Logger,
   type RouteTable,
@@ -26,6 +37,14 @@ import {
   silentLogger,
 } from './ports.js';
 import { capacity, routeTableSnapshot } from './route-capacity.js';
+import {
+  familyConfig,
+  familyLease,
+  familyTable,
+  ipv6SubnetOf,
+  routeFamilies,
+  routesOf,
+} from './route-family.js';
 import { isOwnedRoute, parseDestination, pointsTo, sameDestination, targetOf } from './route-ownership.js';
 
 export interface RouteWriterDeps {
@@ -40,12 +59,7 @@ export interface RouteWriterDeps {
   readonly ledger?: CapacityLedger;
 }
 
-export interface EnsureRoutesOptions {
-  /** the lease ENI's source/destination check as the caller just described it; disabled when true */
-  readonly sourceDestCheck: boolean;
-  /** the tables to write the route in */
-  readonly routeTableIds: readonly string[];
-}
+export type EnsureRoutesOptions = LeaseRouteWriterOptions;
 
 export interface EnsureRoutesResult {
   /** the lease as stored now; undefined when the store no longer holds it for this holder */
@@ -57,10 +71,14 @@ export interface EnsureRoutesResult {
 }
 
 export interface RemoveRoutesResult {
-  /** tables where the lease's route was found and is now gone */
+  /** tables where a route of the lease (of either family) was found and is now gone */
   readonly removed: readonly string[];
-  /** tables whose route to the subnet belongs to another holder and was left alone */
-  readonly kept: readonly { readonly routeTableId: string; readonly target: string }[];
+  /** routes to the lease's subnets that belong to another holder and were left alone */
+  readonly kept: readonly {
+    readonly routeTableId: string;
+    readonly destination: string;
+    readonly target: string;
+  }[];
 }
 
 export class RouteWriter implements LeaseRouteWriter {
@@ -106,16 +124,20 @@ export class RouteWriter implements LeaseRouteWriter {
   }
 
   /**
-   * Writes the lease's route in each table: CreateRoute, and when a route to the subnet
-   * is already there, a look at it decides: ours already, nothing to do; owned (a stale
-   * holder's, a blackhole, one left by a crash) -> ReplaceRoute to the lease's ENI, which never
-   * leaves the subnet without a route as delete-then-create would; foreign -> ForeignRouteError,
-   * never a replace (invariant 4).
+   * Writes the lease's routes: in dual stack two per table, DestinationCidrBlock = its subnet
+   * and DestinationIpv6CidrBlock = its IPv6 subnet, both to its ENI. CreateRoute, and when a
+   * route to the destination is already there, a look at it decides: ours already, nothing to
+   * do; owned (a stale holder's, a blackhole, one left by a crash) -> ReplaceRoute to the
+   * lease's ENI, which never leaves the subnet without a route as delete-then-create would;
+   * foreign -> ForeignRouteError, never a replace (invariant 4, per family).
+   *
+   * A lease granted before dual stack was published gets its paired IPv6 subnet recorded with
+   * its IPv6 routes' states.
    *
    * Throttling and EC2 outages leave the route 'pending' and are returned, not thrown:
    * the caller decides whether to answer 503. RouteLimitExceededError is thrown (the
    * caller rolls the grant back); other errors are bugs or missing resources and thrown.
-   * EC2 calls: one per table, plus one when the ENI's source/destination check is on.
+   * EC2 calls: one per table and family, plus one when the ENI's source/destination check is on.
    */
   async ensureLeaseRoutes(
     lease: Lease,
@@ -123,8 +145,15 @@ export class RouteWriter implements LeaseRouteWriter {
     options: EnsureRoutesOptions,
   ): Promise<EnsureRoutesResult> {
     this.assertInsideNetwork(lease, config);
-    const destination = formatCidr(lease.subnet);
-    const states = new Map<string, RouteState>(lease.routes.map((r) => [r.routeTableId, r.state]));
+    const ipv6Subnet = ipv6SubnetOf(lease, config);
+    const holder: Lease = ipv6Subnet && !lease.ipv6Subnet ? { ...lease, ipv6Subnet } : lease;
+    const destinationOf = (family: RouteFamily): string | undefined =>
+      family === 4 ? formatCidr(lease.subnet) : ipv6Subnet && formatCidr(ipv6Subnet);
+    // Every family of the config in the tables named, or exactly the routes named.
+    const wanted = (options.routes ?? routesOf(config, options.routeTableIds ?? [], 'pending')).filter(
+      (ref) => destinationOf(familyOf(ref)) !== undefined,
+    );
+    const states = new Map<string, RouteState>(lease.routes.map((r) => [routeKey(r), r.state]));
     let firstError: TransientError | undefined;
 
     if (options.sourceDestCheck) {
@@ -136,27 +165,32 @@ export class RouteWriter implements LeaseRouteWriter {
       }
     }
 
+    const leavePending = (ref: Pick<LeaseRoute, 'routeTableId' | 'family'>) => {
+      if (states.get(routeKey(ref)) !== 'active') states.set(routeKey(ref), 'pending');
+    };
     if (firstError) {
       // The ENI would drop the subnet's traffic anyway; spare the throttled account the route calls.
-      for (const id of options.routeTableIds) if (states.get(id) !== 'active') states.set(id, 'pending');
+      for (const ref of wanted) leavePending(ref);
     } else {
-      for (const routeTableId of options.routeTableIds) {
+      for (const ref of wanted) {
         if (firstError) {
           // Throttled or unavailable once: each further call would back off as long again and
           // could outlast the function's timeout. Leave the rest pending for the retry/reconcile.
-          if (states.get(routeTableId) !== 'active') states.set(routeTableId, 'pending');
+          leavePending(ref);
           continue;
         }
+        const destination = destinationOf(familyOf(ref))!;
         try {
-          await this.writeRoute(config, routeTableId, destination, lease.networkInterfaceId);
-          states.set(routeTableId, 'active');
+          await this.writeRoute(config, ref.routeTableId, destination, lease.networkInterfaceId);
+          states.set(routeKey(ref), 'active');
         } catch (error) {
           if (!(error instanceof TransientError)) throw error;
-          states.set(routeTableId, 'pending');
+          states.set(routeKey(ref), 'pending');
           firstError ??= error;
           this.logger.warn('route left pending', {
             ...describeLease(lease),
-            routeTableId,
+            routeTableId: ref.routeTableId,
+            destination,
             error: String(error),
           });
         }
@@ -164,7 +198,8 @@ export class RouteWriter implements LeaseRouteWriter {
     }
 
     const routes = mergeRoutes(lease.routes, states);
-    const stored = sameRoutes(lease.routes, routes) ? lease : await this.store.updateRoutes(lease, routes);
+    const unchanged = holder === lease && sameRoutes(lease.routes, routes);
+    const stored = unchanged ? lease : await this.store.updateRoutes(holder, routes);
     return { lease: stored, routes, error: firstError };
   }
 
@@ -186,38 +221,47 @@ export class RouteWriter implements LeaseRouteWriter {
       return { removed: [], kept: [] };
     }
     const described = tables ?? (await this.tablesInScope(config));
-    const destination = formatCidr(lease.subnet);
-    const removed: string[] = [];
-    const kept: { routeTableId: string; target: string }[] = [];
+    const removed = new Set<string>();
+    const kept: { routeTableId: string; destination: string; target: string }[] = [];
     let firstError: unknown;
 
     let marked = false;
-    for (const table of described) {
-      const route = table.routes.find((r) => sameDestination(r.destination, destination));
-      if (!route) continue;
-      if (!pointsTo(route, lease) || !isOwnedRoute(config, route)) {
-        kept.push({ routeTableId: table.routeTableId, target: targetOf(route) });
-        continue;
-      }
-      if (!marked) {
-        // The lease changed hands since it was read: its subnet's routes are the new holder's.
-        if (!(await this.markRoutesPending(lease))) return { removed: [], kept };
-        marked = true;
-      }
-      try {
-        await this.routes.deleteRoute(table.routeTableId, destination);
-        removed.push(table.routeTableId);
-      } catch (error) {
-        firstError ??= error;
-        this.logger.warn('route not removed', {
-          ...describeLease(lease),
-          routeTableId: table.routeTableId,
-          error: String(error),
-        });
+    // Per family, by that family's ownership rules: the IPv4 route, then in dual stack the IPv6 one.
+    for (const family of routeFamilies(config)) {
+      const rules = familyConfig(config, family);
+      const view = familyLease(lease, config, family);
+      if (!rules || !view) continue;
+      const destination = formatCidr(view.subnet);
+      for (const table of described) {
+        const route = familyTable(table, family).routes.find((r) =>
+          sameDestination(r.destination, destination),
+        );
+        if (!route) continue;
+        if (!pointsTo(route, lease) || !isOwnedRoute(rules, route)) {
+          kept.push({ routeTableId: table.routeTableId, destination, target: targetOf(route) });
+          continue;
+        }
+        if (!marked) {
+          // The lease changed hands since it was read: its subnet's routes are the new holder's.
+          if (!(await this.markRoutesPending(lease))) return { removed: [], kept };
+          marked = true;
+        }
+        try {
+          await this.routes.deleteRoute(table.routeTableId, destination);
+          removed.add(table.routeTableId);
+        } catch (error) {
+          firstError ??= error;
+          this.logger.warn('route not removed', {
+            ...describeLease(lease),
+            routeTableId: table.routeTableId,
+            destination,
+            error: String(error),
+          });
+        }
       }
     }
     if (firstError !== undefined) throw firstError;
-    return { removed, kept };
+    return { removed: [...removed], kept };
   }
 
   /**
@@ -272,8 +316,13 @@ export class RouteWriter implements LeaseRouteWriter {
       vpcId: this.vpcId,
       routeTableIds: [routeTableId],
     });
+    // An IPv6 destination is judged among the table's IPv6 routes, by the IPv6 rules.
+    const family = parseDestination(destination)?.family ?? 4;
+    const rules = familyConfig(config, family) ?? config;
     const existing =
-      parseDestination(destination) && table?.routes.find((r) => sameDestination(r.destination, destination));
+      table &&
+      parseDestination(destination) &&
+      familyTable(table, family).routes.find((r) => sameDestination(r.destination, destination));
     if (!existing) {
       // Gone between the two calls (a concurrent delete): create it again, once.
       if ((await this.routes.createRoute(routeTableId, destination, networkInterfaceId)) === 'created')
@@ -283,7 +332,7 @@ export class RouteWriter implements LeaseRouteWriter {
       );
     }
     if (existing.networkInterfaceId === networkInterfaceId && existing.state === 'active') return;
-    if (!isOwnedRoute(config, existing)) {
+    if (!isOwnedRoute(rules, existing)) {
       throw new ForeignRouteError({ routeTableId, destination, target: targetOf(existing) });
     }
     await this.routes.replaceRoute(routeTableId, destination, networkInterfaceId);
@@ -305,7 +354,7 @@ export class RouteWriter implements LeaseRouteWriter {
     }
     const updated = await this.store.updateRoutes(
       lease,
-      lease.routes.map((r) => ({ routeTableId: r.routeTableId, state: 'pending' as const })),
+      lease.routes.map((r) => ({ ...r, state: 'pending' as const })),
     );
     return updated !== undefined;
   }
@@ -326,13 +375,14 @@ export class RouteWriter implements LeaseRouteWriter {
 
 // ---------------------------------------------------------------- helpers
 
+/** The previous route states with `states` (keyed by routeKey) applied; routes new to the lease appended. */
 function mergeRoutes(previous: readonly LeaseRoute[], states: ReadonlyMap<string, RouteState>): LeaseRoute[] {
-  const merged = previous.map((r) => ({
-    routeTableId: r.routeTableId,
-    state: states.get(r.routeTableId) ?? r.state,
-  }));
-  for (const [routeTableId, state] of states) {
-    if (!previous.some((r) => r.routeTableId === routeTableId)) merged.push({ routeTableId, state });
+  const merged: LeaseRoute[] = previous.map((r) => ({ ...r, state: states.get(routeKey(r)) ?? r.state }));
+  const known = new Set(previous.map(routeKey));
+  for (const [key, state] of states) {
+    if (known.has(key)) continue;
+    const [routeTableId, family] = key.split('/') as [string, string];
+    merged.push({ routeTableId, state, ...(family === '6' ? { family: 6 as const } : {}) });
   }
   return merged;
 }

@@ -5,13 +5,14 @@
  * frees a place an expired lease holds, or is refused.
  */
 import type { AllocationStrategy, Random } from './allocator.js';
-import { type Cidr, formatCidr, parseCidr } from './cidr.js';
+import { type Cidr, formatCidr } from './cidr.js';
 import { RouteLimitExceededError, ServiceUnavailableError, SubnetsExhaustedError } from './errors.js';
 import { isLive, type Lease } from './lease.js';
-import { leasableCount, type NetworkConfig } from './network-config.js';
+import { isLeasable, leasableCount, type NetworkConfig, pairedIpv6Subnet } from './network-config.js';
 import type { CapacityUsage, LeaseStore, Occupancy, RouteTableSnapshot } from './ports.js';
 import { fullestTable } from './route-capacity.js';
-import { isClaimedByForeign } from './route-ownership.js';
+import { routesOf } from './route-family.js';
+import { isClaimedByForeign, parseDestination } from './route-ownership.js';
 
 export interface SubnetClaimDeps {
   readonly store: Pick<LeaseStore, 'grant' | 'getByInstance' | 'occupancy' | 'occupancyOf'>;
@@ -53,8 +54,19 @@ export async function claimSubnet(
   const { store } = deps;
   const { now } = request;
   // Subnets that foreign routes cover or overlap are never leased (invariant 5).
-  const claims = (snapshot.foreignClaims ?? []).map((c) => parseCidr(c));
-  const blocked = claims.length > 0 ? (subnet: Cidr) => isClaimedByForeign(subnet, claims) : undefined;
+  // In either family: a subnet whose IPv6 partner a foreign IPv6 route claims is skipped too.
+  const claims = (snapshot.foreignClaims ?? []).flatMap((c) => {
+    const claim = parseDestination(c);
+    return claim ? [claim] : [];
+  });
+  const blocked =
+    claims.length > 0
+      ? (subnet: Cidr) => {
+          if (isClaimedByForeign(subnet, claims)) return true;
+          const ipv6 = isLeasable(config, subnet) ? pairedIpv6Subnet(config, subnet) : undefined;
+          return ipv6 !== undefined && isClaimedByForeign(ipv6, claims);
+        }
+      : undefined;
   const lost = new Set<string>();
   // What reads have shown so far: subnets with a lease item (the hint the strategy avoids).
   const known: { subnets: Set<string>; expiredSubnets: Set<string> } = {
@@ -96,14 +108,22 @@ export async function claimSubnet(
       continue;
     }
 
+    // Dual stack: the IPv6 subnet of the same index. Unique because the IPv4 subnet is, so
+    // invariant 1 holds for IPv6 on the same item. A route per table and family, all pending.
+    const ipv6Subnet = pairedIpv6Subnet(config, subnet);
     const result = await store.grant(
       {
         subnet,
+        ...(ipv6Subnet ? { ipv6Subnet } : {}),
         instanceId: request.instanceId,
         privateIp: request.privateIp,
         networkInterfaceId: request.networkInterfaceId,
         expiresAt: request.expiresAt,
-        routes: snapshot.tables.map((t) => ({ routeTableId: t.routeTableId, state: 'pending' as const })),
+        routes: routesOf(
+          config,
+          snapshot.tables.map((t) => t.routeTableId),
+          'pending',
+        ),
       },
       now,
     );
@@ -183,9 +203,11 @@ function routeLimitExceeded(
 ): RouteLimitExceededError {
   const fullest = fullestTable(snapshot);
   const limit = config.backend.routeLimit;
+  // The fuller family of the fullest table: its foreign routes plus one route per lease.
+  const foreign = fullest ? Math.max(fullest.foreignRoutes, fullest.foreignIpv6Routes ?? 0) : 0;
   return new RouteLimitExceededError({
-    used: Math.min(limit, (fullest?.foreignRoutes ?? 0) + usage.used),
+    used: Math.min(limit, foreign + usage.used),
     limit,
-    ...(fullest ? { routeTableId: fullest.routeTableId } : {}),
+    ...(fullest ? { routeTableId: fullest.routeTableId, family: fullest.family } : {}),
   });
 }

@@ -39,6 +39,15 @@ export const DEFAULT_NETWORK_CONFIG = {
   Network: '10.244.0.0/16',
   Backend: { Type: 'aws-vpc', RouteLimit: 50 },
 } as const;
+/**
+ * The default config in dual stack: each lease also gets a /64 of a unique local /56, routed
+ * to its ENI beside the IPv4 route (clear of the seeded VPC's Amazon-provided /56).
+ */
+export const DUAL_STACK_NETWORK_CONFIG = {
+  ...DEFAULT_NETWORK_CONFIG,
+  EnableIPv6: true,
+  IPv6Network: 'fd00:10:244::/56',
+} as const;
 export const DEFAULT_PORTS = { api: 3000, moto: 5000, lambda: 3002 } as const;
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -54,8 +63,10 @@ export interface LocalStackOptions {
   quiet?: boolean;
   /** rebuild the handlers when functions/ or shared/ change (npm start); off by default */
   watch?: boolean;
-  /** publish DEFAULT_NETWORK_CONFIG through PUT /v1/admin/config (default true) */
+  /** publish DEFAULT_NETWORK_CONFIG (or `networkConfig`) through PUT /v1/admin/config (default true) */
   publishConfig?: boolean;
+  /** the network config to publish instead of DEFAULT_NETWORK_CONFIG, e.g. DUAL_STACK_NETWORK_CONFIG */
+  networkConfig?: object;
   /** how long serverless-offline may take to answer (default 90 s: it bundles first) */
   startTimeoutMs?: number;
   /** where child output goes when not quiet (default: process.stderr) */
@@ -210,7 +221,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     );
 
     // 4. the default network config, through the operator API like any operator would
-    const publishedConfig = options.publishConfig === false ? undefined : await publishDefaultConfig(apiUrl);
+    const publishedConfig =
+      options.publishConfig === false
+        ? undefined
+        : await publishNetworkConfig(apiUrl, options.networkConfig ?? DEFAULT_NETWORK_CONFIG);
     checkAborted();
 
     let stopping: Promise<void> | undefined;
@@ -368,17 +382,17 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-async function publishDefaultConfig(apiUrl: string): Promise<unknown> {
+async function publishNetworkConfig(apiUrl: string, config: object): Promise<unknown> {
   const response = await fetch(`${apiUrl}/v1/admin/config`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json', ...operatorHeaders() },
-    body: JSON.stringify(DEFAULT_NETWORK_CONFIG),
+    body: JSON.stringify(config),
     signal: AbortSignal.timeout(30_000),
   });
   const text = await response.text();
   if (!response.ok) {
     throw new LocalStackStartError(
-      `Publishing the default network config (PUT ${apiUrl}/v1/admin/config) failed with ${response.status}: ${text}`,
+      `Publishing the network config (PUT ${apiUrl}/v1/admin/config) failed with ${response.status}: ${text}`,
     );
   }
   try {

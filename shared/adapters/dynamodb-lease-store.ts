@@ -19,7 +19,7 @@ import {
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { type Cidr, compareSubnets, formatCidr, parseCidr } from '../cidr.js';
+import { type Cidr, compareSubnets, formatCidr, parseCidr, parseIpv6Cidr } from '../cidr.js';
 import { CapacityBelowUseError, ConflictError, ServiceUnavailableError } from '../errors.js';
 import type { Lease, LeaseRoute } from '../lease.js';
 import { type NetworkConfig, parseNetworkConfig, toFlannelJson } from '../network-config.js';
@@ -50,6 +50,8 @@ const TTL_GRACE_SECONDS = 7 * 24 * 3600;
 interface LeaseItem {
   pk: string;
   subnet: string;
+  /** dual stack: the paired IPv6 subnet (absent on a lease granted while the config was IPv4 only) */
+  ipv6Subnet?: string;
   instanceId: string;
   privateIp: string;
   networkInterfaceId: string;
@@ -357,6 +359,8 @@ export class DynamoDbLeaseStore implements LeaseStore {
   }
 
   async updateRoutes(lease: Lease, routes: readonly LeaseRoute[]): Promise<Lease | undefined> {
+    // A lease granted before dual stack was published learns its IPv6 subnet with its IPv6 routes.
+    const ipv6 = lease.ipv6Subnet ? formatCidr(lease.ipv6Subnet) : undefined;
     // A failed condition means the lease changed hands; a lasting TransactionConflict proves
     // nothing of the kind, so it is thrown (503, retry) instead of read as "not ours": a
     // release that took it for "not ours" would delete the lease and leave its routes.
@@ -367,9 +371,13 @@ export class DynamoDbLeaseStore implements LeaseStore {
             Update: {
               TableName: this.tableName,
               Key: { pk: subnetKey(lease.subnet) },
-              UpdateExpression: 'SET routes = :r',
+              UpdateExpression: ipv6 ? 'SET routes = :r, ipv6Subnet = :v6' : 'SET routes = :r',
               ConditionExpression: 'instanceId = :i',
-              ExpressionAttributeValues: { ':r': routes, ':i': lease.instanceId },
+              ExpressionAttributeValues: {
+                ':r': routes.map(routeItem),
+                ':i': lease.instanceId,
+                ...(ipv6 ? { ':v6': ipv6 } : {}),
+              },
             },
           },
         ],
@@ -525,11 +533,12 @@ function toItem(lease: NewLease): LeaseItem {
   return {
     pk: subnetKey(lease.subnet),
     subnet: formatCidr(lease.subnet),
+    ...(lease.ipv6Subnet ? { ipv6Subnet: formatCidr(lease.ipv6Subnet) } : {}),
     instanceId: lease.instanceId,
     privateIp: lease.privateIp,
     networkInterfaceId: lease.networkInterfaceId,
     expiresAt,
-    routes: [...lease.routes],
+    routes: lease.routes.map(routeItem),
     ttl: ttlFor(expiresAt),
   };
 }
@@ -537,13 +546,20 @@ function toItem(lease: NewLease): LeaseItem {
 function toLease(item: LeaseItem): Lease {
   return {
     subnet: parseCidr(item.subnet),
+    ...(item.ipv6Subnet ? { ipv6Subnet: parseIpv6Cidr(item.ipv6Subnet) } : {}),
     instanceId: item.instanceId,
     privateIp: item.privateIp,
     networkInterfaceId: item.networkInterfaceId,
     expiresAt: new Date(Number(item.expiresAt)),
-    routes: (item.routes ?? []).map((r) => ({ routeTableId: r.routeTableId, state: r.state })),
+    routes: (item.routes ?? []).map(routeItem),
   };
 }
+
+/** A route state as stored: `family` only on IPv6 routes (items written before dual stack have none). */
+const routeItem = (r: LeaseRoute): LeaseRoute =>
+  Number(r.family) === 6
+    ? { routeTableId: r.routeTableId, state: r.state, family: 6 }
+    : { routeTableId: r.routeTableId, state: r.state };
 
 function toStoredConfig(item: Record<string, unknown>): StoredConfig {
   return {
@@ -555,9 +571,12 @@ function toStoredConfig(item: Record<string, unknown>): StoredConfig {
 
 function toSnapshot(item: Record<string, unknown>): RouteTableSnapshot {
   return {
-    tables: (item.tables as { routeTableId: string; foreignRoutes: number }[]).map((t) => ({
+    tables: (
+      item.tables as { routeTableId: string; foreignRoutes: number; foreignIpv6Routes?: number }[]
+    ).map((t) => ({
       routeTableId: t.routeTableId,
       foreignRoutes: Number(t.foreignRoutes),
+      ...(t.foreignIpv6Routes !== undefined ? { foreignIpv6Routes: Number(t.foreignIpv6Routes) } : {}),
     })),
     ...(Array.isArray(item.foreignClaims)
       ? { foreignClaims: (item.foreignClaims as unknown[]).map(String) }

@@ -153,7 +153,10 @@ export class Ec2RouteTables implements RouteTablePort {
     } catch {
       // keep the default: the error below is what matters
     }
-    return new RouteLimitExceededError({ used, limit: used, routeTableId }, { cause });
+    return new RouteLimitExceededError(
+      { used, limit: used, routeTableId, ...(ipv6 ? { family: 6 as const } : {}) },
+      { cause },
+    );
   }
 }
 

@@ -25,8 +25,11 @@ export interface AcquireLeaseRequest {
   previousSubnet?: string;
 }
 
+/** One route of a lease: per route table, the IPv4 route and in dual stack the IPv6 route. */
 export interface LeaseRouteJson {
   routeTableId: string;
+  /** the route's destination: the lease's `subnet`, or its `ipv6Subnet` for the IPv6 route */
+  destination: string;
   state: 'active' | 'pending';
 }
 
@@ -51,14 +54,21 @@ export interface LeaseListJson {
   nextToken?: string;
 }
 
-export interface RouteTableUsageJson {
-  routeTableId: string;
+/** One family's routes of a table against Backend.RouteLimit (AWS counts IPv4 and IPv6 routes apart). */
+export interface FamilyRouteUsageJson {
   limit: number;
   used: number;
   owned: number;
   foreign: number;
   blackholes: number;
   free: number;
+}
+
+/** A table's IPv4 routes at the top level; in dual stack its IPv6 routes under `ipv6`. */
+export interface RouteTableUsageJson extends FamilyRouteUsageJson {
+  routeTableId: string;
+  /** dual stack: the table's IPv6 routes, counted on their own */
+  ipv6?: FamilyRouteUsageJson;
   /**
    * GET /v1/admin/routes: ranges inside Network that routes vpc-lease does not own claim
    * (gateway, peering... or another prefix length); no lease is granted on a subnet they overlap

@@ -19,9 +19,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeRouteTablesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DEFAULT_NETWORK_CONFIG,
   type LocalStack,
   localClients,
   operatorHeaders,
@@ -314,6 +315,15 @@ describe('vpc-lease-agent against the local stack', () => {
   const leaseOf = async (host: LaunchedInstance) =>
     (await leases()).find((l) => l.instanceId === host.instanceId);
 
+  /** Destinations of the routes to the host's ENI in the stack's route table, both families. */
+  const routesTo = async (host: LaunchedInstance): Promise<string[]> => {
+    const out = await ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [stack.vpc.routeTableId] }));
+    return (out.RouteTables?.[0]?.Routes ?? [])
+      .filter((r) => r.NetworkInterfaceId === host.networkInterfaceId)
+      .map((r) => r.DestinationCidrBlock ?? r.DestinationIpv6CidrBlock ?? '?')
+      .sort();
+  };
+
   /** PUT /v1/lease as `host`, the way an agent would, but from the test. */
   const acquireAs = async (host: LaunchedInstance, previousSubnet: string): Promise<LeaseJson> => {
     const response = await fetch(`${stack.apiUrl}/v1/lease`, {
@@ -333,7 +343,7 @@ describe('vpc-lease-agent against the local stack', () => {
     const clients = localClients(stack.motoEndpoint);
     clients.dynamo.destroy();
     ec2 = clients.ec2;
-    hosts = await launchInstances(ec2, stack.vpc.subnetId, 9);
+    hosts = await launchInstances(ec2, stack.vpc.subnetId, 10);
     workDir = await mkdtemp(join(tmpdir(), 'vpc-lease-agent-e2e-'));
   }, 180_000);
 
@@ -500,5 +510,34 @@ describe('vpc-lease-agent against the local stack', () => {
     expect(await leaseOf(host)).toBeUndefined();
     expect(await readIfPresent(file)).toBeUndefined();
     await expect(statusOf(`http://127.0.0.1:${healthPort}/healthz`)).rejects.toThrow();
+  });
+
+  // Last: it publishes a dual-stack config for the rest of this stack's life.
+  it('in dual stack writes both families, with the IPv6 route to its ENI beside the IPv4 one, and release removes both', async () => {
+    const published = await fetch(`${stack.apiUrl}/v1/admin/config`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', ...operatorHeaders() },
+      body: JSON.stringify({ ...DEFAULT_NETWORK_CONFIG, EnableIPv6: true, IPv6Network: 'fd00:10:244::/56' }),
+    });
+    expect(published.status, await published.clone().text()).toBe(200);
+    const host = freshHost();
+    const file = subnetFileOf(host);
+    const agent = startAgent(host, ['--release-on-exit']);
+    const contents = await eventually('subnet.env written', () => readIfPresent(file));
+
+    const lease = (await leaseOf(host))!;
+    const [, third] = /^10\.244\.(\d+)\.0\/24$/.exec(lease.subnet)!;
+    const group = Number(third).toString(16);
+    expect(lease).toMatchObject({ ipv6Subnet: `fd00:10:244:${group}::/64`, ipv6Network: 'fd00:10:244::/56' });
+    expect(contents).toBe(
+      `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.${third}.1/24\n` +
+        `FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:${group}::1/64\n` +
+        `FLANNEL_MTU=${MTU}\nFLANNEL_IPMASQ=false\n`,
+    );
+    expect(await routesTo(host)).toEqual([lease.subnet, lease.ipv6Subnet].sort());
+
+    expect(await agent.terminate(), agent.describe()).toMatchObject({ code: 0, signal: null });
+    expect(await routesTo(host)).toEqual([]);
+    expect(await leaseOf(host)).toBeUndefined();
   });
 });

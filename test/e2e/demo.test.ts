@@ -37,25 +37,31 @@ describe('npm run demo', () => {
     expect(output).toMatch(/"RouteLimit": 6\b/); // public table: local + igw routes + room for 4 leases
     const joined = [
       ...output.matchAll(
-        /^ {2}(i-[0-9a-f]+) \(10\.0\.0\.\d+\): subnet\.env written, FLANNEL_SUBNET=10\.244\.\d+\.1\/24$/gm,
+        /^ {2}(i-[0-9a-f]+) \(10\.0\.0\.\d+\): subnet\.env written, FLANNEL_SUBNET=10\.244\.(\d+)\.1\/24, FLANNEL_IPV6_SUBNET=fd00:10:244:([0-9a-f]+)::1\/64$/gm,
       ),
     ];
     expect(joined).toHaveLength(3 + 2);
+    // a dual-stack host: IPv4 subnet i is paired with IPv6 subnet i (SubnetMin 10.244.1.0 <-> fd00:10:244:1::)
+    for (const [, , third, group] of joined) expect(Number.parseInt(group!, 16)).toBe(Number(third));
     expect(output).toMatch(/^ {2}3 leases$/m);
     expect(output).toMatch(/^ {4}10\.244\.\d+\.0\/24 +-> eni-[0-9a-f]+ \(i-[0-9a-f]+\)$/m);
+    expect(output).toMatch(/^ {4}fd00:10:244:[0-9a-f]+::\/64 +-> eni-[0-9a-f]+ \(i-[0-9a-f]+\)$/m);
 
     const terminated = /^== 5\. (i-[0-9a-f]+) terminates/m.exec(output)?.[1];
     expect(terminated).toBeDefined();
     expect(output).toMatch(
       /instanceState Lambda answered: \{"action":"released","subnet":"10\.244\.\d+\.0\/24","routeTableIds":\["rtb-/,
     );
-    expect(output).toMatch(/The route to 10\.244\.\d+\.0\/24 is gone from every table, and so is the lease:/);
+    expect(output).toMatch(
+      /The routes to 10\.244\.\d+\.0\/24 and fd00:10:244:[0-9a-f]+::\/64 are gone from every table, and so is the lease:/,
+    );
     expect(output).toMatch(/^ {2}2 leases$/m);
 
     expect(output).toMatch(
       /^ {2}i-[0-9a-f]+ \(10\.0\.0\.\d+\): agent exited 1: the API answered 409 RouteLimitExceeded: Route table full in route table rtb-[0-9a-f]+: 6\/6 routes in use\./m,
     );
-    expect(output).toMatch(/^ {2}rtb-[0-9a-f]+ +6\/6 +100% +4 +2 +0 +0 +WARNING$/m);
+    expect(output).toMatch(/^ {2}rtb-[0-9a-f]+ +IPv4 +6\/6 +100% +4 +2 +0 +0 +WARNING$/m);
+    expect(output).toMatch(/^ {2}rtb-[0-9a-f]+ +IPv6 +6\/6 +100% +4 +2 +0 +0 +WARNING$/m);
     expect(output).toContain('Stopped; nothing left running.');
 
     const ports = portsIn(output);

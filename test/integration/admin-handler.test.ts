@@ -103,7 +103,9 @@ describe('admin function through the middy chain (moto)', () => {
         privateIp: first.privateIp,
         networkInterfaceId: first.networkInterfaceId,
         expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
-        routes: expect.arrayContaining([{ routeTableId: ctx.plane.vpc.routeTableId, state: 'active' }]),
+        routes: expect.arrayContaining([
+          { routeTableId: ctx.plane.vpc.routeTableId, destination: first.subnet, state: 'active' },
+        ]),
       });
     });
 

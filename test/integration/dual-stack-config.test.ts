@@ -1,7 +1,7 @@
 /**
  * Publishing a dual-stack config on a real control plane (moto): it is validated in full,
- * against the VPC too, and then refused because IPv6 routes are not written yet. Every
- * refusal is a 400 ValidationError naming the field, and changes nothing.
+ * against the VPC too, and published. Every refusal is a 400 ValidationError naming the
+ * field, and changes nothing. (Leases and routes in dual stack: dual-stack-routes.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
 import { formatCidr, parseIpv6Cidr } from '../../shared/cidr.js';
@@ -35,12 +35,13 @@ const dual = (plane: ControlPlane, rest: object = {}) => ({
 });
 
 describe('publishing a dual-stack config (against moto)', () => {
-  it('validates a good dual-stack config in full, then refuses it as not routed yet', async () => {
+  it('publishes a good dual-stack config with every IPv6 default filled in', async () => {
     const plane = await createControlPlane(aws);
-    const error = await refusalOf(plane, dual(plane));
-    expect(error.message).toMatch(
-      /^EnableIPv6: this dual-stack config is valid, but IPv6 routes are not supported yet/,
-    );
+    const stored = await plane.configs.publish(dual(plane));
+    expect(stored.version).toBe(2);
+    expect(formatCidr(stored.config.ipv6!.network)).toBe('fd00:10:244::/56');
+    expect(stored.config.ipv6!.subnetLen).toBe(64);
+    expect((await plane.configs.get()).config).toEqual(stored.config);
   });
 
   it("refuses the VPC's own Amazon-provided IPv6 block as IPv6Network", async () => {
@@ -52,13 +53,13 @@ describe('publishing a dual-stack config (against moto)', () => {
     expect(error.message).toContain(`IPv6Network: ${canonical} is not a unique local`);
   });
 
-  it('checks the IPv4 Network against the VPC before refusing dual stack', async () => {
+  it('checks the IPv4 Network of a dual-stack config against the VPC', async () => {
     const plane = await createControlPlane(aws);
     const error = await refusalOf(plane, dual(plane, { Network: '10.0.0.0/16' }));
     expect(error.message).toMatch(/^Network 10\.0\.0\.0\/16 overlaps 10\.0\.0\.0\/16/);
   });
 
-  it('checks the route tables before refusing dual stack', async () => {
+  it('checks the route tables of a dual-stack config', async () => {
     const plane = await createControlPlane(aws);
     const error = await refusalOf(
       plane,

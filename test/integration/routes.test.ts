@@ -279,7 +279,9 @@ describe('RouteWriter.removeLeaseRoutes', () => {
 
     const result = await s.writer.removeLeaseRoutes(lease, s.config);
 
-    expect(result.kept).toEqual([{ routeTableId: s.tableIds[0], target: newer!.networkInterfaceId }]);
+    expect(result.kept).toEqual([
+      { routeTableId: s.tableIds[0], destination: '10.244.7.0/24', target: newer!.networkInterfaceId },
+    ]);
     expect(await routeTarget(aws.ec2, s.tableIds[0]!, '10.244.7.0/24')).toBe(newer!.networkInterfaceId);
     expect(await routeTarget(aws.ec2, s.tableIds[1]!, '10.244.7.0/24')).toBeUndefined();
   });

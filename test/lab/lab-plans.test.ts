@@ -31,6 +31,19 @@ describe("the bridge plugin configuration flannel's CNI plugin builds from subne
     expect(flannelDelegateConf(env, '/d')).toMatchObject({ ipMasq: true, mtu: 1500 });
   });
 
+  it('adds the IPv6 range and route of a dual-stack subnet.env, as flannel does', () => {
+    const env =
+      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\n' +
+      'FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:7::1/64\n' +
+      'FLANNEL_MTU=9001\nFLANNEL_IPMASQ=true\n';
+    expect(flannelDelegateConf(env, '/d').ipam).toEqual({
+      type: 'host-local',
+      ranges: [[{ subnet: '10.244.7.0/24' }], [{ subnet: 'fd00:10:244:7::/64' }]],
+      routes: [{ dst: '10.244.0.0/16' }, { dst: 'fd00:10:244::/56' }],
+      dataDir: '/d',
+    });
+  });
+
   it('refuses a subnet.env without the four lines', () => {
     expect(() => flannelDelegateConf('FLANNEL_SUBNET=10.244.7.1/24\n', '/d')).toThrow(/lacks/);
   });
@@ -53,6 +66,27 @@ describe('the router routes mirrored from the VPC route table', () => {
     expect(routes).toEqual([
       { destination: '0.0.0.0/0', kind: 'via', via: '198.51.100.2' },
       { destination: '10.244.7.0/24', kind: 'via', via: '10.0.0.4' },
+    ]);
+  });
+
+  it("routes a lease's IPv6 subnet to its host's IPv6 address, and no IPv6 default to the IPv4-only internet", () => {
+    const routes = planRouterRoutes({
+      routes: [
+        { DestinationIpv6CidrBlock: '2600:1f18::/56', GatewayId: 'local', State: 'active' },
+        { DestinationIpv6CidrBlock: '::/0', GatewayId: 'igw-1', State: 'active' },
+        { DestinationIpv6CidrBlock: 'fd00:10:244:7::/64', NetworkInterfaceId: 'eni-a', State: 'active' },
+        { DestinationIpv6CidrBlock: 'fd00:10:244:8::/64', NetworkInterfaceId: 'eni-gone', State: 'active' },
+        { DestinationCidrBlock: '10.244.7.0/24', NetworkInterfaceId: 'eni-a', State: 'active' },
+      ],
+      eniAddress,
+      eniAddress6: new Map([['eni-a', '2600:1f18::104']]),
+      internetVia: '198.51.100.2',
+      previous: new Set(),
+    });
+    expect(routes).toEqual([
+      { destination: '10.244.7.0/24', kind: 'via', via: '10.0.0.4' },
+      { destination: 'fd00:10:244:7::/64', kind: 'via', via: '2600:1f18::104' },
+      { destination: 'fd00:10:244:8::/64', kind: 'unreachable' },
     ]);
   });
 

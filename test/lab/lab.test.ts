@@ -23,7 +23,8 @@ const rootLinks = () =>
     .filter((name): name is string => name !== undefined);
 
 const rootNatRules = () =>
-  spawnSync('iptables', ['-w', '5', '-t', 'nat', '-S'], { encoding: 'utf8' }).stdout ?? '';
+  (spawnSync('iptables', ['-w', '5', '-t', 'nat', '-S'], { encoding: 'utf8' }).stdout ?? '') +
+  (spawnSync('ip6tables', ['-w', '5', '-t', 'nat', '-S'], { encoding: 'utf8' }).stdout ?? '');
 
 const alive = (pid: number) => {
   try {
@@ -34,12 +35,12 @@ const alive = (pid: number) => {
   }
 };
 
-const masqRulesFor = (network: string, subnet: string) => [
+const masqRulesFor = (network: string, subnet: string, multicast = '224.0.0.0/4') => [
   `-A ${MASQ_CHAIN} -m mark --mark 0x4000/0x4000 -m comment --comment "vpc-lease masq" -j RETURN`,
   `-A ${MASQ_CHAIN} -s ${subnet} -d ${network} -m comment --comment "vpc-lease masq" -j RETURN`,
   `-A ${MASQ_CHAIN} -s ${network} -d ${subnet} -m comment --comment "vpc-lease masq" -j RETURN`,
   `-A ${MASQ_CHAIN} ! -s ${network} -d ${subnet} -m comment --comment "vpc-lease masq" -j RETURN`,
-  `-A ${MASQ_CHAIN} -s ${network} ! -d 224.0.0.0/4 -m comment --comment "vpc-lease masq" -j MASQUERADE --random-fully`,
+  `-A ${MASQ_CHAIN} -s ${network} ! -d ${multicast} -m comment --comment "vpc-lease masq" -j MASQUERADE --random-fully`,
   `-A ${MASQ_CHAIN} ! -s ${network} -d ${network} -m comment --comment "vpc-lease masq" -j MASQUERADE --random-fully`,
 ];
 
@@ -62,16 +63,23 @@ describe.skipIf(skipReason !== '')(`the data path lab${skipReason}`, () => {
     await running?.catch(() => {});
   }, 120_000);
 
-  it('gives every host a lease, FLANNEL_IPMASQ=true and the agent masquerade rules in its own namespace', () => {
+  it('gives every host a dual-stack lease, FLANNEL_IPMASQ=true and the agent masquerade rules of both families in its own namespace', () => {
     expect(report.hosts).toHaveLength(3);
     for (const host of report.hosts) {
       expect(host.network).toBe('10.244.0.0/16');
+      expect(host.ipv6Network).toBe('fd00:10:244::/56');
       const [, third] = /^10\.244\.(\d+)\.0\/24$/.exec(host.subnet) ?? [];
       expect(third, host.subnet).toBeDefined();
+      // IPv4 subnet i pairs with IPv6 subnet i: 10.244.<n>.0/24 <-> fd00:10:244:<n in hex>::/64
+      const group = Number(third).toString(16);
+      expect(host.ipv6Subnet).toBe(`fd00:10:244:${group}::/64`);
       expect(host.subnetEnv).toBe(
-        `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.${third}.1/24\nFLANNEL_MTU=${HOST_MTU}\nFLANNEL_IPMASQ=true\n`,
+        `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.${third}.1/24\n` +
+          `FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:${group}::1/64\n` +
+          `FLANNEL_MTU=${HOST_MTU}\nFLANNEL_IPMASQ=true\n`,
       );
       expect(host.masqRules).toEqual(masqRulesFor('10.244.0.0/16', host.subnet));
+      expect(host.masqRules6).toEqual(masqRulesFor('fd00:10:244::/56', host.ipv6Subnet!, 'ff00::/8'));
       expect(host.masqJumps).toEqual([
         `-A POSTROUTING -m comment --comment "vpc-lease masq" -j ${MASQ_CHAIN}`,
       ]);
@@ -82,13 +90,16 @@ describe.skipIf(skipReason !== '')(`the data path lab${skipReason}`, () => {
   it('attaches containers inside their host subnet with MTU = FLANNEL_MTU (the host interface MTU)', () => {
     for (const host of report.hosts) {
       expect(host.container.ip.startsWith(host.subnet.replace(/0\/24$/, ''))).toBe(true);
+      expect(host.container.ipv6?.startsWith(host.ipv6Subnet!.replace(/\/64$/, ''))).toBe(true);
       expect(host.container.mtu).toBe(HOST_MTU);
     }
   });
 
   it('routes the VPC router by the lease routes in moto', () => {
-    for (const host of report.hosts)
+    for (const host of report.hosts) {
       expect(report.routerRoutes).toContain(`${host.subnet} via ${host.privateIp}`);
+      expect(report.routerRoutes).toContain(`${host.ipv6Subnet} via ${host.ipv6Address}`);
+    }
     expect(report.routerRoutes).toContain(`0.0.0.0/0 via ${INTERNET_IP}`);
   });
 
@@ -97,6 +108,15 @@ describe.skipIf(skipReason !== '')(`the data path lab${skipReason}`, () => {
     for (const [i, ask] of report.crossHost.entries()) {
       const from = report.hosts[i]!.container.ip;
       const to = report.hosts[(i + 1) % 3]!.container.ip;
+      expect(ask).toEqual({ from, to, ok: true, peer: from });
+    }
+  });
+
+  it('delivers container to container traffic over IPv6 too, with the sender container address', () => {
+    expect(report.crossHostIpv6).toHaveLength(3);
+    for (const [i, ask] of report.crossHostIpv6.entries()) {
+      const from = report.hosts[i]!.container.ipv6!;
+      const to = report.hosts[(i + 1) % 3]!.container.ipv6!;
       expect(ask).toEqual({ from, to, ok: true, peer: from });
     }
   });
@@ -126,6 +146,12 @@ describe.skipIf(skipReason !== '')(`the data path lab${skipReason}`, () => {
       ok: false,
       error: 'EHOSTUNREACH',
     });
+    expect(terminated.routerRoutes).toContain(`unreachable ${victim.ipv6Subnet}`);
+    expect(terminated.ipv6).toMatchObject({
+      subnet: victim.ipv6Subnet,
+      routeInMoto: false,
+      ask: { from: report.hosts[0]!.container.ipv6, to: victim.container.ipv6, ok: false },
+    });
   });
 
   it('cuts off the containers of a revoked lease', () => {
@@ -138,6 +164,11 @@ describe.skipIf(skipReason !== '')(`the data path lab${skipReason}`, () => {
       ok: false,
       error: 'EHOSTUNREACH',
     });
+    expect(report.revoked.ipv6).toMatchObject({
+      subnet: revoked.ipv6Subnet,
+      routeInMoto: false,
+      ask: { from: report.hosts[0]!.container.ipv6, to: revoked.container.ipv6, ok: false },
+    });
   });
 
   it('removes the masquerade rules with the lease on --release-on-exit', () => {
@@ -145,6 +176,7 @@ describe.skipIf(skipReason !== '')(`the data path lab${skipReason}`, () => {
       instanceId: report.hosts[0]!.instanceId,
       agentExit: 0,
       rulesAfter: [],
+      rulesAfter6: [],
       jumpsAfter: [],
       subnetFileLeft: false,
       leaseLeft: false,

@@ -652,6 +652,59 @@ const CASES: Case[] = [
     event: () => putConfig(config({ Network: '0.0.0.0/0' })),
     status: 400,
   },
+  // -- admin: config, IPv6 junk in every dual-stack field. The first entries are the whole
+  // dual-stack part; the others go on top of a good one (EnableIPv6 + fd00:10:244::/56).
+  ...[
+    ...([
+      ['EnableIPv6 "true" (a string)', { EnableIPv6: 'true', IPv6Network: 'fd00:10:244::/56' }],
+      ['EnableIPv6 1', { EnableIPv6: 1, IPv6Network: 'fd00:10:244::/56' }],
+      ['EnableIPv6 null', { EnableIPv6: null, IPv6Network: 'fd00:10:244::/56' }],
+      ['IPv6Network without EnableIPv6', { IPv6Network: 'fd00:10:244::/56' }],
+      ['IPv6SubnetLen with EnableIPv6 false', { EnableIPv6: false, IPv6SubnetLen: 64 }],
+      ['EnableIPv6 without IPv6Network', { EnableIPv6: true }],
+    ] as [string, Record<string, unknown>][]),
+    ...(
+      [
+        ['IPv6Network as a number', { IPv6Network: 42 }],
+        ['IPv6Network an IPv4 CIDR', { IPv6Network: '10.244.0.0/16' }],
+        ['IPv6Network ::/0', { IPv6Network: '::/0' }],
+        ['IPv6Network with host bits', { IPv6Network: 'fd00:10:244::1/56' }],
+        ['IPv6Network /129', { IPv6Network: 'fd00:10:244::/129' }],
+        ['IPv6Network /125 (too small)', { IPv6Network: 'fd00:10:244::/125' }],
+        ['IPv6Network global (not unique local)', { IPv6Network: '2001:db8::/56' }],
+        ['IPv6Network with two ::', { IPv6Network: 'fd00::10::/56' }],
+        ['IPv6Network with a zone id', { IPv6Network: 'fd00:10:244::%eth0/56' }],
+        ['IPv6Network in fullwidth colons', { IPv6Network: 'fd00：10：244::/56' }],
+        ['IPv6Network 5000 characters', { IPv6Network: `fd00${':0'.repeat(2500)}/56` }],
+        ['IPv6SubnetLen "64" (a string)', { IPv6SubnetLen: '64' }],
+        ['IPv6SubnetLen 64.5', { IPv6SubnetLen: 64.5 }],
+        ['IPv6SubnetLen 127', { IPv6SubnetLen: 127 }],
+        ['IPv6SubnetLen 57 (fewer than four subnets)', { IPv6SubnetLen: 57 }],
+        ['IPv6SubnetLen -64', { IPv6SubnetLen: -64 }],
+        ['IPv6SubnetMin misaligned', { IPv6SubnetMin: 'fd00:10:244:1::1' }],
+        ['IPv6SubnetMin outside IPv6Network', { IPv6SubnetMin: 'fd00:10:245::' }],
+        ['IPv6SubnetMin an IPv4 address', { IPv6SubnetMin: '10.244.1.0' }],
+        ['IPv6SubnetMin as a number', { IPv6SubnetMin: 1 }],
+        [
+          'IPv6SubnetMax below IPv6SubnetMin',
+          { IPv6SubnetMin: 'fd00:10:244:20::', IPv6SubnetMax: 'fd00:10:244:10::' },
+        ],
+        ['IPv6SubnetMax with a prefix length', { IPv6SubnetMax: 'fd00:10:244:ff::/64' }],
+        ['IPv6 range smaller than the IPv4 range', { IPv6Network: 'fd00:10:244::/60' }],
+        ['an unknown IPv6 field', { IPv6Networks: 'fd00:10:244::/56' }],
+      ] as [string, Record<string, unknown>][]
+    ).map(
+      ([name, fields]) => [name, { EnableIPv6: true, IPv6Network: 'fd00:10:244::/56', ...fields }] as const,
+    ),
+  ].map(
+    ([name, fields]): Case => ({
+      name: `config ${name}`,
+      fn: 'admin',
+      event: () => putConfig(config(fields)),
+      status: 400,
+      code: 'ValidationError',
+    }),
+  ),
   {
     name: 'config SubnetLen 33',
     fn: 'admin',

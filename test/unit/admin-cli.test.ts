@@ -61,7 +61,7 @@ const lease = (third: number, instance: string, expiresInMs: number): LeaseJson 
   privateIp: `10.0.1.${third + 10}`,
   networkInterfaceId: `eni-0${instance.slice(3)}`,
   expiresAt: new Date(NOW + expiresInMs).toISOString(),
-  routes: [{ routeTableId: 'rtb-0123456789abcdef0', state: 'active' }],
+  routes: [{ routeTableId: 'rtb-0123456789abcdef0', destination: `10.244.${third}.0/24`, state: 'active' }],
 });
 
 const cannedLeases = (): LeaseJson[] => [

@@ -28,8 +28,8 @@ const renewedLease: LeaseJson = {
   networkInterfaceId: 'eni-0a1b2c3d4e5f60718',
   expiresAt: at(DAY - 30 * SECOND),
   routes: [
-    { routeTableId: 'rtb-0123456789abcdef0', state: 'active' },
-    { routeTableId: 'rtb-0fedcba987654321f', state: 'pending' },
+    { routeTableId: 'rtb-0123456789abcdef0', destination: '10.244.7.0/24', state: 'active' },
+    { routeTableId: 'rtb-0fedcba987654321f', destination: '10.244.7.0/24', state: 'pending' },
   ],
 };
 
@@ -125,11 +125,40 @@ describe('formatLease', () => {
         'private ip         10.0.1.23',
         'network interface  eni-0a1b2c3d4e5f60718',
         'expires            in 23h 59m (2025-06-02T11:59:30.000Z)',
-        'routes             rtb-0123456789abcdef0  active',
-        '                   rtb-0fedcba987654321f  pending',
+        'routes             rtb-0123456789abcdef0  10.244.7.0/24  active',
+        '                   rtb-0fedcba987654321f  10.244.7.0/24  pending',
         '',
       ].join('\n'),
     );
+  });
+
+  it('shows a dual-stack lease with both subnets and a route line per table and family', () => {
+    const dual: LeaseJson = {
+      ...renewedLease,
+      ipv6Subnet: 'fd00:10:244:7::/64',
+      ipv6Network: 'fd00:10:244::/56',
+      routes: [
+        { routeTableId: 'rtb-0123456789abcdef0', destination: '10.244.7.0/24', state: 'active' },
+        { routeTableId: 'rtb-0123456789abcdef0', destination: 'fd00:10:244:7::/64', state: 'pending' },
+      ],
+    };
+    expect(formatLease(dual, NOW).split('\n')).toEqual([
+      'subnet             10.244.7.0/24',
+      'network            10.244.0.0/16',
+      'ipv6 subnet        fd00:10:244:7::/64',
+      'ipv6 network       fd00:10:244::/56',
+      'instance           i-0abc1234def567890',
+      'private ip         10.0.1.23',
+      'network interface  eni-0a1b2c3d4e5f60718',
+      'expires            in 23h 59m (2025-06-02T11:59:30.000Z)',
+      'routes             rtb-0123456789abcdef0  10.244.7.0/24  active',
+      '                   rtb-0123456789abcdef0  fd00:10:244:7::/64  pending',
+      '',
+    ]);
+    const list = formatLeaseList([dual], NOW).split('\n');
+    expect(list[0]).toMatch(/^SUBNET\s+IPV6 SUBNET\s+INSTANCE/);
+    expect(list[1]).toContain('fd00:10:244:7::/64');
+    expect(list[1]).toContain('rtb-0123456789abcdef0 active, rtb-0123456789abcdef0 IPv6 pending');
   });
 });
 
@@ -166,6 +195,31 @@ describe('route-table utilisation', () => {
     ]);
     expect(lines[4]).toMatch(/^WARNING: rtb-0123456789abcdef0 is at 80 % or more of the route limit/);
     expect(formatRouteUsage(usage)).toContain('Backend.RouteLimit');
+  });
+
+  it('shows a row per family in dual stack, and warns when the IPv6 routes fill up first', () => {
+    const dual: RouteUsageJson = {
+      tables: [
+        {
+          routeTableId: 'rtb-0123456789abcdef0',
+          limit: 50,
+          used: 12,
+          owned: 10,
+          foreign: 2,
+          blackholes: 0,
+          free: 38,
+          ipv6: { limit: 50, used: 48, owned: 10, foreign: 38, blackholes: 1, free: 2 },
+        },
+      ],
+    };
+    const lines = formatRouteUsage(dual).split('\n');
+    expect(lines.slice(0, 3)).toEqual([
+      'ROUTE TABLE            FAMILY  USED/LIMIT  USE  OWNED  FOREIGN  BLACKHOLES  FREE',
+      'rtb-0123456789abcdef0  IPv4         12/50  24%     10        2           0    38',
+      'rtb-0123456789abcdef0  IPv6         48/50  96%     10       38           1     2  WARNING',
+    ]);
+    expect(formatRouteUsage(dual)).toMatch(/WARNING: rtb-0123456789abcdef0 is at 80 %/);
+    expect(formatRouteUsage(dual)).toContain('vpc-lease reconcile');
   });
 
   it('warns from exactly 80 % on, and not at 79.9 %', () => {

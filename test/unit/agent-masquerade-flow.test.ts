@@ -117,6 +117,23 @@ describe('the agent with --ip-masq', () => {
     expect(masq.calls).toEqual(['apply']);
   });
 
+  it('installs IPv6 rules beside the IPv4 ones for a dual-stack lease, and writes both families', async () => {
+    api.ipv6Network = 'fd00:10:244::/56';
+    expect(await agentWith({ once: true }).run()).toBe(0);
+
+    expect(masq.applied).toEqual([
+      [
+        { family: 'ipv4', network: '10.244.0.0/16', subnet: '10.244.1.0/24' },
+        { family: 'ipv6', network: 'fd00:10:244::/56', subnet: 'fd00:10:244:1::/64' },
+      ],
+    ]);
+    expect(await readFile(subnetFile, 'utf8')).toBe(
+      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\n' +
+        'FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\n' +
+        'FLANNEL_MTU=9001\nFLANNEL_IPMASQ=true\n',
+    );
+  });
+
   it('exits 1 without writing subnet.env when the rules cannot be installed, naming --no-ip-masq', async () => {
     masq.failApply = new MasqueradeError(
       'iptables-restore -w 5 --noflush failed (exit 4): Permission denied.',

@@ -149,6 +149,9 @@ export class FakeLeaseApi {
   private hanging: ServerResponse[] = [];
   private portNumber = 0;
 
+  /** dual stack: answer leases with ipv6Network and the IPv6 subnet paired with the IPv4 one (…:<third octet>::/64) */
+  ipv6Network: string | undefined;
+
   constructor(private readonly clock: Clock) {}
 
   get url(): string {
@@ -264,14 +267,21 @@ export class FakeLeaseApi {
     }
     lease.expiresAt = now + this.ttlMs;
     this.leases.set(instanceId, lease);
+    const ipv6 = this.ipv6Network
+      ? {
+          ipv6Subnet: `${this.ipv6Network.replace(/::\/\d+$/, '')}:${Number(lease.subnet.split('.')[2]).toString(16)}::/64`,
+          ipv6Network: this.ipv6Network,
+        }
+      : {};
     return {
       subnet: lease.subnet,
       network: this.network,
+      ...ipv6,
       instanceId,
       privateIp: lease.privateIp,
       networkInterfaceId: 'eni-0123456789abcdef0',
       expiresAt: new Date(lease.expiresAt).toISOString(),
-      routes: [{ routeTableId: 'rtb-0123456789abcdef0', state: this.routeState }],
+      routes: [{ routeTableId: 'rtb-0123456789abcdef0', destination: lease.subnet, state: this.routeState }],
     };
   }
 

@@ -28,7 +28,7 @@ import {
   parseNetworkConfig,
   toFlannelJson,
 } from '../../shared/network-config.js';
-import { refuseIpv6VpcOverlap, refuseUnroutedDualStack } from '../../shared/network-config-ipv6.js';
+import { refuseIpv6VpcOverlap } from '../../shared/network-config-ipv6.js';
 
 const AWS_VPC = { Type: 'aws-vpc' } as const;
 const v4 = (text: string): Cidr => parseCidr(text);
@@ -520,14 +520,6 @@ describe('checks at publish time', () => {
     ).not.toThrow();
     const ipv4Only = parseNetworkConfig({ Network: '10.244.0.0/16', Backend: AWS_VPC });
     expect(() => refuseIpv6VpcOverlap(ipv4Only, ['fd00::/8'], 'vpc-1')).not.toThrow();
-  });
-
-  it('refuses a valid dual-stack config as not routed yet, and lets an IPv4-only config through', () => {
-    expect(() => refuseUnroutedDualStack(config)).toThrow(ValidationError);
-    expect(() => refuseUnroutedDualStack(config)).toThrow(/^EnableIPv6: .*not supported yet/);
-    expect(() =>
-      refuseUnroutedDualStack(parseNetworkConfig({ Network: '10.244.0.0/16', Backend: AWS_VPC })),
-    ).not.toThrow();
   });
 });
 

@@ -50,6 +50,8 @@ export function flannelDelegateConf(subnetEnvText: string, ipamDataDir: string):
       `subnet.env lacks FLANNEL_SUBNET, FLANNEL_NETWORK, FLANNEL_MTU or FLANNEL_IPMASQ:\n${subnetEnvText}`,
     );
   }
+  // Dual stack, as flannel's plugin does it (getDelegateIPAM): a second range and route for IPv6.
+  const ipv6 = env.ipv6Subnet !== undefined && env.ipv6Network !== undefined;
   return {
     cniVersion: FLANNEL_CNI_VERSION,
     name: FLANNEL_CNI_NAME,
@@ -61,8 +63,8 @@ export function flannelDelegateConf(subnetEnvText: string, ipamDataDir: string):
     isGateway: true,
     ipam: {
       type: 'host-local',
-      ranges: [[{ subnet: env.subnet }]],
-      routes: [{ dst: env.network }],
+      ranges: [[{ subnet: env.subnet }], ...(ipv6 ? [[{ subnet: env.ipv6Subnet! }]] : [])],
+      routes: [{ dst: env.network }, ...(ipv6 ? [{ dst: env.ipv6Network! }] : [])],
       dataDir: ipamDataDir,
     },
   };
@@ -73,6 +75,8 @@ export interface AttachedContainer {
   ip: string;
   /** its gateway (the bridge), e.g. 10.244.7.1 */
   gateway: string | undefined;
+  /** dual stack: the container's IPv6 address, e.g. fd00:10:244:7::2 */
+  ipv6?: string;
 }
 
 /** CNI ADD: runs the bridge plugin in the host's namespace for the container's namespace. */
@@ -87,9 +91,15 @@ export async function cniAdd(
     env: cniEnv('ADD', containerNs, containerId),
   });
   const parsed = JSON.parse(result.stdout) as { ips?: { address?: string; gateway?: string }[] };
-  const address = parsed.ips?.[0]?.address;
-  if (!address) throw new Error(`the bridge plugin returned no address: ${result.stdout}`);
-  return { ip: address.split('/')[0]!, gateway: parsed.ips?.[0]?.gateway };
+  const ips = parsed.ips ?? [];
+  const v4 = ips.find((ip) => ip.address !== undefined && !ip.address.includes(':'));
+  const v6 = ips.find((ip) => ip.address?.includes(':'));
+  if (!v4?.address) throw new Error(`the bridge plugin returned no address: ${result.stdout}`);
+  return {
+    ip: v4.address.split('/')[0]!,
+    gateway: v4.gateway,
+    ...(v6?.address ? { ipv6: v6.address.split('/')[0]! } : {}),
+  };
 }
 
 /** CNI DEL, as the runtime does when a container goes away; best effort during cleanup. */

@@ -19,6 +19,8 @@ export interface RouteMirrorInput {
   routes: readonly Route[];
   /** private IP of each network interface that exists and is attached */
   eniAddress: ReadonlyMap<string, string>;
+  /** dual stack: the IPv6 address of each such interface's host (the next hop of its IPv6 routes) */
+  eniAddress6?: ReadonlyMap<string, string>;
   /** next hop for internet gateway routes */
   internetVia: string;
   /** destinations mirrored before: the ones now absent become unreachable */
@@ -28,17 +30,19 @@ export interface RouteMirrorInput {
 export function planRouterRoutes(input: RouteMirrorInput): KernelRoute[] {
   const planned = new Map<string, KernelRoute>();
   for (const route of input.routes) {
-    const destination = route.DestinationCidrBlock;
+    const ipv6 = route.DestinationCidrBlock === undefined;
+    const destination = route.DestinationCidrBlock ?? route.DestinationIpv6CidrBlock;
     if (destination === undefined || route.GatewayId === 'local') continue;
     if (route.State === 'blackhole') {
       planned.set(destination, { destination, kind: 'unreachable' });
     } else if (route.NetworkInterfaceId !== undefined) {
-      const via = input.eniAddress.get(route.NetworkInterfaceId);
+      const via = (ipv6 ? input.eniAddress6 : input.eniAddress)?.get(route.NetworkInterfaceId);
       planned.set(
         destination,
         via ? { destination, kind: 'via', via } : { destination, kind: 'unreachable' },
       );
-    } else if (route.GatewayId?.startsWith('igw-')) {
+    } else if (route.GatewayId?.startsWith('igw-') && !ipv6) {
+      // the lab's "internet" speaks IPv4 only
       planned.set(destination, { destination, kind: 'via', via: input.internetVia });
     }
   }
@@ -52,6 +56,7 @@ export function planRouterRoutes(input: RouteMirrorInput): KernelRoute[] {
 export async function applyRouterRoutes(routerNs: string, routes: readonly KernelRoute[]): Promise<void> {
   for (const route of routes) {
     const destination = route.destination === '0.0.0.0/0' ? 'default' : route.destination;
+    // `ip route` tells the family from the destination (an IPv6 prefix is an IPv6 route)
     const args =
       route.kind === 'via'
         ? ['route', 'replace', destination, 'via', route.via]

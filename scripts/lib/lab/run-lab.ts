@@ -8,7 +8,8 @@
  *  4. the router's routes mirrored from moto's route table;
  *  5. one container per host, attached by the real bridge + host-local plugins as flannel's
  *     CNI plugin configures them from subnet.env;
- *  6. what it shows: container to container with the sender's address, egress masqueraded to
+ *  6. what it shows: container to container with the sender's address (over IPv6 too, in
+ *     dual stack, the default), egress masqueraded to
  *     the host's address, MTU, rules re-asserted after someone deletes them, a terminated
  *     host and a revoked lease cut off, and the rules gone with the lease on release.
  *
@@ -29,8 +30,10 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { MASQ_CHAIN } from '../../../agent/masq-rules.js';
+import { cidrOf, formatCidr, parseIpv6Cidr } from '../../../shared/cidr.js';
 import type { LeaseJson, LeaseListJson } from '../../../shared/http/contract.js';
 import {
+  DUAL_STACK_NETWORK_CONFIG,
   LOCAL_ACCOUNT,
   LOCAL_REGION,
   localClients,
@@ -46,12 +49,15 @@ import { inNs, type LabProcess, ProcessSet, pollUntil, waitForOutput } from './s
 import {
   attachHost,
   buildRouter,
+  enableIpv6,
+  hostIpv6Index,
   INTERNET_IP,
   labNames,
   linkMtu,
   Namespaces,
   natChain,
   sweepDeadLabs,
+  vpcIpv6Address,
 } from './topology.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -65,6 +71,8 @@ const ASK_TIMEOUT_MS = 3_000;
 export interface LabOptions {
   /** hosts (network namespaces); at least 3: one is terminated, one revoked, one released */
   hosts?: number;
+  /** publish a dual-stack config and show IPv6 between containers too (default true) */
+  dualStack?: boolean;
   /** progress for a person (stdout for `npm run lab`) */
   out?: (text: string) => void;
   signal?: AbortSignal;
@@ -85,12 +93,19 @@ export interface LabHostReport {
   ns: string;
   subnet: string;
   network: string;
+  /** dual stack: the lease's IPv6 subnet and network */
+  ipv6Subnet?: string;
+  ipv6Network?: string;
+  /** dual stack: the host's own IPv6 address on the "VPC" (the next hop of its IPv6 routes) */
+  ipv6Address?: string;
   subnetEnv: string;
   /** `iptables -t nat -S VPCLEASE-POSTRTG` in the host, after the agent started */
   masqRules: string[];
+  /** dual stack: `ip6tables -t nat -S VPCLEASE-POSTRTG` */
+  masqRules6: string[];
   /** POSTROUTING rules in the host that jump to the chain */
   masqJumps: string[];
-  container: { ns: string; ip: string; mtu: number };
+  container: { ns: string; ip: string; ipv6?: string; mtu: number };
 }
 
 export interface LabReport {
@@ -100,6 +115,8 @@ export interface LabReport {
   routerRoutes: string[];
   /** container i -> container i+1 */
   crossHost: Ask[];
+  /** dual stack: container i -> container i+1 over IPv6 ([] in an IPv4-only lab) */
+  crossHostIpv6: Ask[];
   /** container i -> the internet namespace */
   egress: Ask[];
   reassert: { host: string; rulesAfterFlush: number; rulesRestored: string[] };
@@ -110,12 +127,22 @@ export interface LabReport {
     routeInMoto: boolean;
     routerRoutes: string[];
     ask: Ask;
+    /** dual stack: the IPv6 route and an IPv6 ask */
+    ipv6?: { subnet: string; routeInMoto: boolean; ask: Ask };
   };
-  revoked: { subnet: string; status: number; routeInMoto: boolean; routerRoutes: string[]; ask: Ask };
+  revoked: {
+    subnet: string;
+    status: number;
+    routeInMoto: boolean;
+    routerRoutes: string[];
+    ask: Ask;
+    ipv6?: { subnet: string; routeInMoto: boolean; ask: Ask };
+  };
   released: {
     instanceId: string;
     agentExit: number | string;
     rulesAfter: string[];
+    rulesAfter6: string[];
     jumpsAfter: string[];
     subnetFileLeft: boolean;
     leaseLeft: boolean;
@@ -133,6 +160,7 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
   if (!Number.isInteger(hostCount) || hostCount < 3 || hostCount > 20) {
     throw new Error('The lab needs 3 to 20 hosts (one is terminated, one revoked, one released).');
   }
+  const dualStack = options.dualStack ?? true;
   const write = options.out ?? (() => {});
   const startedAt = Date.now();
   // Each step's elapsed time, so a slow machine shows where the time goes.
@@ -179,6 +207,7 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
       motoPort,
       lambdaPort,
       quiet: true,
+      ...(dualStack ? { networkConfig: DUAL_STACK_NETWORK_CONFIG } : {}),
       ...(signal ? { signal } : {}),
     });
     report.offlinePid = stack.offlinePid;
@@ -189,8 +218,24 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
     checkAborted();
 
     // ------------------------------------------------------------ 2. namespaces
-    const { gateway } = await buildRouter(namespaces, names, vpc);
-    const hosts = instances.map((instance, i) => ({ instance, ns: names.host(i + 1), index: i + 1 }));
+    // Dual stack: the hosts also get an address of the VPC's IPv6 block (its first /64), the
+    // next hop the router uses for their IPv6 routes, as their ENI's IPv6 address would be.
+    const ipv6SubnetCidr =
+      dualStack && stack.vpc.ipv6Cidr
+        ? formatCidr(cidrOf(6, parseIpv6Cidr(stack.vpc.ipv6Cidr).base, 64))
+        : undefined;
+    if (dualStack && !ipv6SubnetCidr)
+      throw new Error('The seeded VPC has no IPv6 block; the dual-stack lab needs one.');
+    const { gateway, gateway6 } = await buildRouter(namespaces, names, { ...vpc, ipv6SubnetCidr });
+    const hosts = instances.map((instance, i) => ({
+      instance,
+      ns: names.host(i + 1),
+      index: i + 1,
+      ipv6Address: ipv6SubnetCidr ? vpcIpv6Address(ipv6SubnetCidr, hostIpv6Index(i + 1)) : undefined,
+    }));
+    const ipv6ByPrivateIp = new Map(
+      hosts.flatMap((h) => (h.ipv6Address ? [[h.instance.privateIp, h.ipv6Address] as const] : [])),
+    );
     for (const host of hosts) {
       await attachHost(
         namespaces,
@@ -199,8 +244,12 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
         host.index,
         vpc.subnetCidr,
         gateway,
+        host.ipv6Address && gateway6 ? { address: host.ipv6Address, gateway: gateway6 } : undefined,
       );
-      out(`host ${host.ns}: ${host.instance.instanceId} at ${host.instance.privateIp}\n`);
+      out(
+        `host ${host.ns}: ${host.instance.instanceId} at ${host.instance.privateIp}` +
+          `${host.ipv6Address ? ` and ${host.ipv6Address}` : ''}\n`,
+      );
     }
     checkAborted();
 
@@ -274,22 +323,34 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
         ns: host.ns,
         subnet: lease.subnet,
         network: lease.network,
+        ...(lease.ipv6Subnet ? { ipv6Subnet: lease.ipv6Subnet, ipv6Network: lease.ipv6Network } : {}),
+        ...(host.ipv6Address ? { ipv6Address: host.ipv6Address } : {}),
         subnetEnv,
         masqRules: await natChain(host.ns, MASQ_CHAIN),
+        masqRules6: dualStack ? await natChain(host.ns, MASQ_CHAIN, 'ipv6') : [],
         masqJumps: await masqJumps(host.ns),
         container: { ns: names.container(host.index), ip: '', mtu: 0 },
       });
     }
     report.hosts = hostReports;
     for (const h of hostReports) {
-      out(`\n${h.ns} (${h.instanceId}) leased ${h.subnet}; subnet.env:\n${indent(h.subnetEnv)}`);
+      const leased = h.ipv6Subnet ? `${h.subnet} and ${h.ipv6Subnet}` : h.subnet;
+      out(`\n${h.ns} (${h.instanceId}) leased ${leased}; subnet.env:\n${indent(h.subnetEnv)}`);
       out(`  iptables -t nat -S ${MASQ_CHAIN}:\n${indent(h.masqRules.join('\n'))}\n`);
+      if (h.masqRules6.length > 0)
+        out(`  ip6tables -t nat -S ${MASQ_CHAIN}:\n${indent(h.masqRules6.join('\n'))}\n`);
     }
 
     // ------------------------------------------------------------ 4. router routes
     const mirrored = new Set<string>();
     const mirror = async () => {
-      const routes = await mirrorRoutes(ec2!, stack!.vpc.routeTableId, names.router, mirrored);
+      const routes = await mirrorRoutes(
+        ec2!,
+        stack!.vpc.routeTableId,
+        names.router,
+        mirrored,
+        ipv6ByPrivateIp,
+      );
       out(`\nrouter routes (mirrored from ${stack!.vpc.routeTableId}):\n${indent(routes.join('\n'))}\n`);
       return routes;
     };
@@ -299,13 +360,16 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
     for (const [i, h] of hostReports.entries()) {
       const containerId = `${runId}-h${i + 1}-c1`;
       await namespaces.add(h.container.ns);
+      if (dualStack) await enableIpv6(h.container.ns, { forwarding: false });
       const conf = flannelDelegateConf(h.subnetEnv, join(workDir, 'cni', h.ns));
       containers.push({ hostNs: h.ns, ns: h.container.ns, id: containerId, conf });
       const attached = await cniAdd(h.ns, h.container.ns, containerId, conf);
       h.container.ip = attached.ip;
+      if (attached.ipv6) h.container.ipv6 = attached.ipv6;
       h.container.mtu = await linkMtu(h.container.ns, 'eth0');
       out(
-        `container ${h.container.ns}: ${attached.ip} (gateway ${attached.gateway}), mtu ${h.container.mtu}\n`,
+        `container ${h.container.ns}: ${attached.ip}${attached.ipv6 ? ` and ${attached.ipv6}` : ''} ` +
+          `(gateway ${attached.gateway}), mtu ${h.container.mtu}\n`,
       );
     }
     out(`\nbridge plugin configuration of ${hostReports[0]!.ns} (what flannel's CNI plugin delegates):\n`);
@@ -323,6 +387,19 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
         String(ECHO_PORT),
       ]);
       await waitForOutput(server, 'listening', 15_000);
+      if (h.container.ipv6) {
+        const server6 = processes.start(`echo6 in ${h.container.ns}`, 'ip', [
+          'netns',
+          'exec',
+          h.container.ns,
+          process.execPath,
+          HELPER,
+          'serve',
+          h.container.ipv6,
+          String(ECHO_PORT),
+        ]);
+        await waitForOutput(server6, 'listening', 15_000);
+      }
     }
     const internetServer = processes.start('echo in the internet', 'ip', [
       'netns',
@@ -361,6 +438,17 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
       showAsk(a);
     }
 
+    report.crossHostIpv6 = [];
+    if (dualStack) {
+      out('\nThe same over IPv6 (the routes to the IPv6 subnets, beside the IPv4 ones):\n');
+      for (const [i, h] of hostReports.entries()) {
+        const next = hostReports[(i + 1) % hostReports.length]!;
+        const a = await ask(h.container.ns, h.container.ipv6!, next.container.ipv6!);
+        report.crossHostIpv6.push(a);
+        showAsk(a);
+      }
+    }
+
     out(`\nEgress to the internet (${INTERNET_IP}, which drops sources outside ${vpc.cidr}):\n`);
     report.egress = [];
     for (const h of hostReports) {
@@ -389,6 +477,20 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
     report.reassert = { host: first.ns, rulesAfterFlush, rulesRestored };
     checkAborted();
 
+    // Dual stack: the host's IPv6 route is gone too, and its containers unreachable over IPv6.
+    const ipv6CutOff = async (gone: LabHostReport) => {
+      if (!gone.ipv6Subnet || !gone.container.ipv6 || !first.container.ipv6) return {};
+      const askIpv6 = await ask(first.container.ns, first.container.ipv6, gone.container.ipv6);
+      showAsk(askIpv6);
+      return {
+        ipv6: {
+          subnet: gone.ipv6Subnet,
+          routeInMoto: await routeExists(ec2!, stack!.vpc.routeTableId, gone.ipv6Subnet),
+          ask: askIpv6,
+        },
+      };
+    };
+
     // A host terminates: EC2 says so on EventBridge; the instanceState Lambda removes its route.
     const victim = hostReports[hostReports.length - 1]!;
     const victimAgent = agents.get(victim.ns)!;
@@ -409,6 +511,7 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
       routeInMoto: await routeExists(ec2, stack.vpc.routeTableId, victim.subnet),
       routerRoutes: afterTermination,
       ask: askTerminated,
+      ...(await ipv6CutOff(victim)),
     };
 
     // An operator revokes a lease: its route goes, and with it the host's containers.
@@ -430,6 +533,7 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
       routeInMoto: await routeExists(ec2, stack.vpc.routeTableId, revokedHost.subnet),
       routerRoutes: afterRevoke,
       ask: askRevoked,
+      ...(await ipv6CutOff(revokedHost)),
     };
 
     // The first host's agent stops with --release-on-exit: lease, routes and rules go.
@@ -439,6 +543,7 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
       instanceId: first.instanceId,
       agentExit,
       rulesAfter: await natChain(first.ns, MASQ_CHAIN),
+      rulesAfter6: dualStack ? await natChain(first.ns, MASQ_CHAIN, 'ipv6') : [],
       jumpsAfter: await masqJumps(first.ns),
       subnetFileLeft: await stat(subnetFileOf(first.ns)).then(
         () => true,
@@ -547,7 +652,15 @@ async function leaseOf(apiUrl: string, instanceId: string): Promise<LeaseJson> {
 
 async function routeExists(ec2: EC2Client, routeTableId: string, destination: string): Promise<boolean> {
   const out = await ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [routeTableId] }));
-  return (out.RouteTables?.[0]?.Routes ?? []).some((r) => r.DestinationCidrBlock === destination);
+  const routes = out.RouteTables?.[0]?.Routes ?? [];
+  if (!destination.includes(':')) return routes.some((r) => r.DestinationCidrBlock === destination);
+  // moto may print an IPv6 block with leading zeros: compare in RFC 5952 form
+  const wanted = formatCidr(parseIpv6Cidr(destination));
+  return routes.some(
+    (r) =>
+      r.DestinationIpv6CidrBlock !== undefined &&
+      formatCidr(parseIpv6Cidr(r.DestinationIpv6CidrBlock)) === wanted,
+  );
 }
 
 /** Copies moto's route table into the router namespace; returns the kernel routes it set. */
@@ -556,11 +669,14 @@ async function mirrorRoutes(
   routeTableId: string,
   routerNs: string,
   mirrored: Set<string>,
+  /** dual stack: each host's IPv6 next hop, by its private IPv4 */
+  ipv6ByPrivateIp: ReadonlyMap<string, string>,
 ): Promise<string[]> {
   const tables = await ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [routeTableId] }));
   const routes = tables.RouteTables?.[0]?.Routes ?? [];
   const eniIds = [...new Set(routes.flatMap((r) => (r.NetworkInterfaceId ? [r.NetworkInterfaceId] : [])))];
   const eniAddress = new Map<string, string>();
+  const eniAddress6 = new Map<string, string>();
   if (eniIds.length > 0) {
     const enis = await ec2.send(
       new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'network-interface-id', Values: eniIds }] }),
@@ -568,10 +684,18 @@ async function mirrorRoutes(
     for (const eni of enis.NetworkInterfaces ?? []) {
       if (eni.NetworkInterfaceId && eni.PrivateIpAddress && eni.Status === 'in-use') {
         eniAddress.set(eni.NetworkInterfaceId, eni.PrivateIpAddress);
+        const ipv6 = ipv6ByPrivateIp.get(eni.PrivateIpAddress);
+        if (ipv6) eniAddress6.set(eni.NetworkInterfaceId, ipv6);
       }
     }
   }
-  const planned = planRouterRoutes({ routes, eniAddress, internetVia: INTERNET_IP, previous: mirrored });
+  const planned = planRouterRoutes({
+    routes,
+    eniAddress,
+    eniAddress6,
+    internetVia: INTERNET_IP,
+    previous: mirrored,
+  });
   await applyRouterRoutes(routerNs, planned);
   for (const route of planned) mirrored.add(route.destination);
   return formatKernelRoutes(planned);

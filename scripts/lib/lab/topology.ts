@@ -10,7 +10,7 @@
  * The internet namespace drops every source outside the VPC CIDR, as an internet gateway
  * translates only the addresses the VPC gave the instances.
  */
-import { formatIp, parseCidr } from '../../../shared/cidr.js';
+import { formatIp, parseCidr, parseIpv6Cidr } from '../../../shared/cidr.js';
 import { inNs, sh } from './shell.js';
 
 export const INTERNET_ROUTER_IP = '198.51.100.1';
@@ -87,19 +87,47 @@ async function veth(a: { ns: string; name: string }, b: { ns: string; name: stri
   ]);
 }
 
+/**
+ * IPv6 on in a namespace (a kernel or container runtime may start namespaces with it
+ * disabled), forwarding on where asked, and no duplicate address detection: the lab's
+ * addresses are unique by construction, and DAD would hold each new address back a while.
+ */
+export async function enableIpv6(ns: string, options: { forwarding: boolean }): Promise<void> {
+  const settings = [
+    'net.ipv6.conf.all.disable_ipv6=0',
+    'net.ipv6.conf.default.disable_ipv6=0',
+    'net.ipv6.conf.all.accept_dad=0',
+    'net.ipv6.conf.default.accept_dad=0',
+    ...(options.forwarding ? ['net.ipv6.conf.all.forwarding=1'] : []),
+  ];
+  await inNs(ns, 'sysctl', ['-qw', ...settings]);
+}
+
+/** The lab's IPv6 addressing of the "VPC" subnet: the router at ::1, host i at ::(100 + i). */
+export function vpcIpv6Address(subnetCidr: string, index: number): string {
+  const subnet = parseIpv6Cidr(subnetCidr);
+  return formatIp(6, subnet.base + BigInt(index));
+}
+
+export const ROUTER_IPV6_INDEX = 1;
+export const hostIpv6Index = (hostIndex: number): number => 100 + hostIndex;
+
 export async function buildRouter(
   namespaces: Namespaces,
   names: { router: string; internet: string },
-  vpc: { cidr: string; subnetCidr: string },
-): Promise<{ gateway: string }> {
+  vpc: { cidr: string; subnetCidr: string; ipv6SubnetCidr?: string | undefined },
+): Promise<{ gateway: string; gateway6: string | undefined }> {
   const subnet = parseCidr(vpc.subnetCidr);
   // The VPC router is the subnet's first address (as in AWS: 10.0.0.1 for 10.0.0.0/24).
   const gateway = formatIp(subnet.family, subnet.base + 1n);
   await namespaces.add(names.router);
   await namespaces.add(names.internet);
   const r = (...args: string[]) => inNs(names.router, 'ip', args);
+  if (vpc.ipv6SubnetCidr) await enableIpv6(names.router, { forwarding: true });
   await r('link', 'add', 'vpc0', 'mtu', String(HOST_MTU), 'type', 'bridge');
   await r('addr', 'add', `${gateway}/${subnet.prefix}`, 'dev', 'vpc0');
+  const gateway6 = vpc.ipv6SubnetCidr ? vpcIpv6Address(vpc.ipv6SubnetCidr, ROUTER_IPV6_INDEX) : undefined;
+  if (gateway6) await r('-6', 'addr', 'add', `${gateway6}/64`, 'dev', 'vpc0', 'nodad');
   await r('link', 'set', 'vpc0', 'up');
   await inNs(names.router, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
 
@@ -112,7 +140,7 @@ export async function buildRouter(
   await i('route', 'add', vpc.cidr, 'via', INTERNET_ROUTER_IP);
   // An internet gateway only carries the VPC's own addresses: anything else never arrives.
   await inNs(names.internet, 'iptables', ['-w', '5', '-A', 'INPUT', '!', '-s', vpc.cidr, '-j', 'DROP']);
-  return { gateway };
+  return { gateway, gateway6 };
 }
 
 export async function attachHost(
@@ -122,8 +150,11 @@ export async function attachHost(
   index: number,
   subnetCidr: string,
   gateway: string,
+  /** dual stack: the host's IPv6 address on eth0 (a /64) and the router's */
+  ipv6?: { address: string; gateway: string },
 ): Promise<void> {
   await namespaces.add(host.ns);
+  if (ipv6) await enableIpv6(host.ns, { forwarding: true });
   const prefix = parseCidr(subnetCidr).prefix;
   const port = `h${index}`;
   await veth({ ns: host.ns, name: 'eth0' }, { ns: routerNs, name: port }, HOST_MTU);
@@ -133,6 +164,10 @@ export async function attachHost(
   await h('addr', 'add', `${host.privateIp}/${prefix}`, 'dev', 'eth0');
   await h('link', 'set', 'eth0', 'up');
   await h('route', 'add', 'default', 'via', gateway);
+  if (ipv6) {
+    await h('-6', 'addr', 'add', `${ipv6.address}/64`, 'dev', 'eth0', 'nodad');
+    await h('-6', 'route', 'add', 'default', 'via', ipv6.gateway);
+  }
   await inNs(host.ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
 }
 
@@ -142,9 +177,14 @@ export async function linkMtu(ns: string, device: string): Promise<number> {
   return Number(stdout.trim());
 }
 
-/** `iptables -t nat -S CHAIN` inside a namespace; [] when the chain does not exist. */
-export async function natChain(ns: string, chain: string): Promise<string[]> {
-  const result = await inNs(ns, 'iptables', ['-w', '5', '-t', 'nat', '-S', chain], { allowFailure: true });
+/** `iptables -t nat -S CHAIN` (ip6tables with `ipv6`) inside a namespace; [] when the chain does not exist. */
+export async function natChain(
+  ns: string,
+  chain: string,
+  family: 'ipv4' | 'ipv6' = 'ipv4',
+): Promise<string[]> {
+  const command = family === 'ipv4' ? 'iptables' : 'ip6tables';
+  const result = await inNs(ns, command, ['-w', '5', '-t', 'nat', '-S', chain], { allowFailure: true });
   if (result.code !== 0) return [];
   return result.stdout.split('\n').filter((line) => line.startsWith('-A '));
 }
