@@ -49,6 +49,7 @@ function planFromEnvironment(env: NodeJS.ProcessEnv): BenchPlan {
     sections,
     stormNs: numbers(env.BENCH_STORM_N, quick ? [20] : [50, 200, 990]),
     dualStack: env.BENCH_DUAL_STACK === '1',
+    dualStackNs: env.BENCH_DUAL_STACK_N === '0' ? [] : numbers(env.BENCH_DUAL_STACK_N, quick ? [20] : [200]),
     strategies: ['random', 'lowest', 'flannel'],
     concurrency: number(env.BENCH_CONCURRENCY, 50),
     timeBoxSeconds: number(env.BENCH_TIME_BOX, quick ? 15 : 25),
@@ -63,7 +64,7 @@ function planFromEnvironment(env: NodeJS.ProcessEnv): BenchPlan {
     coldRuns: number(env.BENCH_COLD_RUNS, quick ? 1 : 5),
   };
   const capacity = plan.storm.routeLimit - 2;
-  for (const n of [...plan.stormNs, ...plan.convergence.ns]) {
+  for (const n of [...plan.stormNs, ...plan.dualStackNs, ...plan.convergence.ns]) {
     if (!Number.isInteger(n) || n < 1 || n > capacity)
       throw new Error(`N=${n}: each N must be a whole number from 1 to ${capacity} (the route capacity).`);
   }
@@ -74,7 +75,9 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 
 /**
  * BENCH_DUAL_STACK=1: every storm on a dual-stack network (flannel's EnableIPv6), so that a
- * lease's EC2 calls are tables x 2 + 2 (one route per table and family). The IPv6 range is as
+ * lease's EC2 calls are tables x 2 + 2 (one route per table and family). Without it, only
+ * vpc-lease's own strategy storms a dual-stack network, at BENCH_DUAL_STACK_N (default 200;
+ * 0 skips it). The IPv6 range is as
  * large as the IPv4 one needs (a lease pairs the subnets of one index).
  */
 const DUAL_STACK = { EnableIPv6: true, IPv6Network: 'fd00:10:128::/48', IPv6SubnetLen: 64 } as const;
@@ -101,8 +104,16 @@ async function main(): Promise<number> {
     const aws = benchAws({ dynamo: dynamoServer.endpoint, ec2: ec2Server.endpoint });
     try {
       const storm: StormResult[] = [];
-      for (const n of plan.sections.includes('storm') ? plan.stormNs : []) {
-        for (const name of plan.strategies) {
+      // Every strategy at every N; then vpc-lease's own once more on a dual-stack network, so the
+      // second family's cost (tables x 2 + 2 EC2 calls per lease) shows beside the IPv4 figures.
+      const storms = [
+        ...plan.stormNs.flatMap((n) =>
+          plan.strategies.map((name) => ({ n, name, dualStack: plan.dualStack })),
+        ),
+        ...(plan.dualStack ? [] : plan.dualStackNs.map((n) => ({ n, name: 'random', dualStack: true }))),
+      ];
+      for (const { n, name, dualStack } of plan.sections.includes('storm') ? storms : []) {
+        {
           const scene = await freshScene(aws, {
             hosts: n,
             // The storm measures allocation: a retry after a 503 (12 lost races, which the naive
@@ -112,7 +123,7 @@ async function main(): Promise<number> {
               Network: plan.storm.network,
               SubnetLen: plan.storm.subnetLen,
               RouteLimit: plan.storm.routeLimit,
-              ...(plan.dualStack ? DUAL_STACK : {}),
+              ...(dualStack ? DUAL_STACK : {}),
             },
           });
           const ours = name === 'random';

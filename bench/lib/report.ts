@@ -15,8 +15,10 @@ export interface BenchPlan {
   /** storm, convergence, cold (BENCH_SECTIONS; default all) */
   readonly sections: readonly string[];
   readonly stormNs: readonly number[];
-  /** storms on a dual-stack network (BENCH_DUAL_STACK=1) */
+  /** every storm on a dual-stack network (BENCH_DUAL_STACK=1) */
   readonly dualStack: boolean;
+  /** the Ns at which vpc-lease's own strategy also storms a dual-stack network (BENCH_DUAL_STACK_N) */
+  readonly dualStackNs: readonly number[];
   readonly strategies: readonly string[];
   readonly concurrency: number;
   readonly timeBoxSeconds: number;
@@ -97,7 +99,9 @@ export function stormTable(results: readonly StormResult[]): string {
 export function stormRatioTable(results: readonly StormResult[]): string {
   const rows: string[][] = [];
   for (const ours of results.filter((r) => r.strategy === 'random')) {
-    for (const other of results.filter((r) => r.n === ours.n && r.strategy !== 'random')) {
+    for (const other of results.filter(
+      (r) => r.n === ours.n && r.dualStack === ours.dualStack && r.strategy !== 'random',
+    )) {
       // A run stopped by its time box granted the cheap early leases only: its true cost is higher.
       const atLeast = other.cut;
       const wallPerLease = (r: StormResult) => r.wallMs / Math.max(1, r.granted);
@@ -352,8 +356,9 @@ Knobs (environment): \`BENCH_STORM_N=50,200,990\` (storm sizes), \`BENCH_CONCURR
 default 50), \`BENCH_TIME_BOX\` (seconds for each comparison strategy, default 25), \`BENCH_CONVERGENCE_N\`,
 \`BENCH_TIME_SCALE\`, \`BENCH_COLD_RUNS\`, \`BENCH_OUTPUT\` (where to write the report; \`-\` for nowhere),
 \`BENCH_SECTIONS=storm,convergence,cold\` (a subset writes no report unless \`BENCH_OUTPUT\` names a file),
-\`BENCH_DUAL_STACK=1\` (every storm on a dual-stack network: one IPv4 and one IPv6 route per table and lease,
-an EC2 budget of tables × 2 + 2 per new lease). The last line printed is \`BENCH_SUMMARY \` + one JSON object
+\`BENCH_DUAL_STACK_N=200\` (the sizes at which vpc-lease's own strategy storms a dual-stack network once more:
+one IPv4 and one IPv6 route per table and lease, an EC2 budget of tables × 2 + 2 per new lease; \`0\` skips it),
+\`BENCH_DUAL_STACK=1\` (every storm on a dual-stack network). The last line printed is \`BENCH_SUMMARY \` + one JSON object
 (bench/lib/summary.ts): per storm the strategy (ours contains \`ours\`), leases granted, grant attempts and
 DynamoDB requests per lease; per convergence run *vs floor*, leases lost, invocations over the timeout and
 moto's p50 per service; per function and packaging the cold start *vs baseline*.

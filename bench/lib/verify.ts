@@ -1,13 +1,14 @@
 /**
  * What EC2 and the lease table hold after a run, read with the uncounted clients, and the
  * checks every benchmark makes on it: one lease per host, no subnet twice (invariant 1),
- * and in every table in scope a route per lease to that lease's ENI.
+ * and in every table in scope a route per lease to that lease's ENI; in dual stack also an
+ * IPv6 route per lease (its paired subnet) to the same ENI.
  */
 import { DescribeRouteTablesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { LaunchedInstance } from '../../scripts/lib/seed.js';
-import { contains, formatCidr, parseCidr } from '../../shared/cidr.js';
+import { contains, formatCidr, parseCidr, parseIpv6Cidr } from '../../shared/cidr.js';
 import type { Lease } from '../../shared/lease.js';
-import type { NetworkConfig } from '../../shared/network-config.js';
+import { type NetworkConfig, pairedIpv6Subnet } from '../../shared/network-config.js';
 import type { LeaseStore } from '../../shared/ports.js';
 
 /** destination -> target ENI (or other target), for the routes inside `Network`, per table. */
@@ -21,14 +22,15 @@ export async function overlayRoutes(
   for (const table of out.RouteTables ?? []) {
     const routes = new Map<string, string>();
     for (const route of table.Routes ?? []) {
-      const destination = route.DestinationCidrBlock;
+      const destination = route.DestinationCidrBlock ?? route.DestinationIpv6CidrBlock;
       if (!destination) continue;
       try {
-        if (!contains(config.network, parseCidr(destination))) continue;
-      } catch {
-        continue;
-      }
-      routes.set(destination, route.NetworkInterfaceId ?? route.InstanceId ?? route.GatewayId ?? '?');
+        const network = route.DestinationCidrBlock ? config.network : config.ipv6?.network;
+        const cidr = route.DestinationCidrBlock ? parseCidr(destination) : parseIpv6Cidr(destination);
+        if (!network || !contains(network, cidr)) continue;
+        // keyed in the project's own printing (RFC 5952 for IPv6), as the leases print theirs
+        routes.set(formatCidr(cidr), route.NetworkInterfaceId ?? route.InstanceId ?? route.GatewayId ?? '?');
+      } catch {}
     }
     byTable.set(table.RouteTableId!, routes);
   }
@@ -68,17 +70,31 @@ export async function verifyLeasesAndRoutes(input: {
   if (leases.length > hosts.length) problems.push(`${leases.length - hosts.length} lease(s) held by no host`);
 
   const tables = await overlayRoutes(input.ec2, input.config, routeTableIds);
+  // A lease's destinations: its subnet, and in dual stack the IPv6 subnet it pairs with (index i
+  // with index i), which the lease item must record.
+  const destinationsOf = (lease: Lease): string[] => {
+    const paired = pairedIpv6Subnet(input.config, lease.subnet);
+    if (!paired) return [formatCidr(lease.subnet)];
+    if (!lease.ipv6Subnet || formatCidr(lease.ipv6Subnet) !== formatCidr(paired))
+      problems.push(
+        `${formatCidr(lease.subnet)} records IPv6 subnet ${lease.ipv6Subnet ? formatCidr(lease.ipv6Subnet) : 'none'}, not its pair ${formatCidr(paired)}`,
+      );
+    return [formatCidr(lease.subnet), formatCidr(paired)];
+  };
+  const owned = new Map(leases.map((l) => [l, destinationsOf(l)]));
   let routesCorrect = 0;
   for (const id of routeTableIds) {
     const routes = tables.get(id) ?? new Map<string, string>();
-    for (const lease of leases) {
-      if (routes.get(formatCidr(lease.subnet)) === lease.networkInterfaceId) routesCorrect++;
+    for (const [lease, destinations] of owned) {
+      for (const destination of destinations) {
+        if (routes.get(destination) === lease.networkInterfaceId) routesCorrect++;
+      }
     }
-    const owned = new Set(leases.map((l) => formatCidr(l.subnet)));
-    const strays = [...routes.keys()].filter((d) => !owned.has(d));
+    const ownedDestinations = new Set([...owned.values()].flat());
+    const strays = [...routes.keys()].filter((d) => !ownedDestinations.has(d));
     if (strays.length > 0) problems.push(`${strays.length} route(s) in ${id} for no lease`);
   }
-  const routesExpected = leases.length * routeTableIds.length;
+  const routesExpected = [...owned.values()].reduce((sum, d) => sum + d.length, 0) * routeTableIds.length;
   if (routesCorrect !== routesExpected)
     problems.push(`${routesExpected - routesCorrect} of ${routesExpected} routes missing or misdirected`);
   return {
