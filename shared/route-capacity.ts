@@ -37,20 +37,8 @@ export interface FamilyRouteUsage {
  * A table's usage: its IPv4 routes at the top level (as before dual stack), and in dual stack
  * its IPv6 routes under `ipv6`, counted apart as AWS counts them.
  */
-export interface RouteUsage {
+export interface RouteUsage extends FamilyRouteUsage {
   readonly routeTableId: string;
-  /** Backend.RouteLimit: the routes-per-table quota */
-  readonly limit: number;
-  /** routes counting against the quota */
-  readonly used: number;
-  /** of those, vpc-lease's (route-ownership.ts: one leasable subnet, to an ENI/instance or gone) */
-  readonly owned: number;
-  /** of those, everyone else's */
-  readonly foreign: number;
-  /** routes EC2 marks blackhole (target gone) */
-  readonly blackholes: number;
-  /** further leases this table admits: limit - foreign - live leases (never below 0) */
-  readonly free: number;
   /** dual stack: the table's IPv6 routes (DestinationIpv6CidrBlock), counted on their own */
   readonly ipv6?: FamilyRouteUsage;
 }

@@ -13,26 +13,28 @@ describe('reconcileReportToJson', () => {
       blackholes: 0,
       free: 47,
     };
+    const changes: ReconcileReport['changes'] = [
+      {
+        action: 'route-deleted',
+        routeTableId: 'rtb-0123456789abcdef0',
+        subnet: '10.244.50.0/24',
+        instanceId: 'i-0123456789abcdef0',
+        reason: 'lease expired',
+      },
+      {
+        action: 'lease-reclaimed',
+        subnet: '10.244.50.0/24',
+        instanceId: 'i-0123456789abcdef0',
+        reason: 'expired at 2026-05-31T23:00:00.000Z',
+      },
+    ];
+    const errors: ReconcileReport['errors'] = [
+      { subnet: '10.244.9.0/24', routeTableId: 'rtb-0123456789abcdef0', message: 'create failed: x' },
+    ];
     const report: ReconcileReport = {
       startedAt: new Date('2026-06-01T00:00:00Z'),
-      changes: [
-        {
-          action: 'route-deleted',
-          routeTableId: 'rtb-0123456789abcdef0',
-          subnet: '10.244.50.0/24',
-          instanceId: 'i-0123456789abcdef0',
-          reason: 'lease expired',
-        },
-        {
-          action: 'lease-reclaimed',
-          subnet: '10.244.50.0/24',
-          instanceId: 'i-0123456789abcdef0',
-          reason: 'expired at 2026-05-31T23:00:00.000Z',
-        },
-      ],
-      errors: [
-        { subnet: '10.244.9.0/24', routeTableId: 'rtb-0123456789abcdef0', message: 'create failed: x' },
-      ],
+      changes,
+      errors,
       usage: [usage],
     };
 
@@ -40,24 +42,8 @@ describe('reconcileReportToJson', () => {
 
     expect(JSON.parse(JSON.stringify(json))).toEqual({
       startedAt: '2026-06-01T00:00:00.000Z',
-      changes: [
-        {
-          action: 'route-deleted',
-          routeTableId: 'rtb-0123456789abcdef0',
-          subnet: '10.244.50.0/24',
-          instanceId: 'i-0123456789abcdef0',
-          reason: 'lease expired',
-        },
-        {
-          action: 'lease-reclaimed',
-          subnet: '10.244.50.0/24',
-          instanceId: 'i-0123456789abcdef0',
-          reason: 'expired at 2026-05-31T23:00:00.000Z',
-        },
-      ],
-      errors: [
-        { subnet: '10.244.9.0/24', routeTableId: 'rtb-0123456789abcdef0', message: 'create failed: x' },
-      ],
+      changes,
+      errors,
       usage: [usage],
     });
   });

@@ -376,29 +376,20 @@ export async function runLab(options: LabOptions = {}): Promise<LabReport> {
     out(indent(JSON.stringify(containers[0]!.conf, null, 2)));
     out('\n');
     for (const h of hostReports) {
-      const server = processes.start(`echo in ${h.container.ns}`, 'ip', [
-        'netns',
-        'exec',
-        h.container.ns,
-        process.execPath,
-        HELPER,
-        'serve',
-        '0.0.0.0',
-        String(ECHO_PORT),
-      ]);
-      await waitForOutput(server, 'listening', 15_000);
-      if (h.container.ipv6) {
-        const server6 = processes.start(`echo6 in ${h.container.ns}`, 'ip', [
+      // one echo server per family the container has
+      const listens = [['echo', '0.0.0.0'], ...(h.container.ipv6 ? [['echo6', h.container.ipv6]] : [])];
+      for (const [label, address] of listens) {
+        const server = processes.start(`${label} in ${h.container.ns}`, 'ip', [
           'netns',
           'exec',
           h.container.ns,
           process.execPath,
           HELPER,
           'serve',
-          h.container.ipv6,
+          address!,
           String(ECHO_PORT),
         ]);
-        await waitForOutput(server6, 'listening', 15_000);
+        await waitForOutput(server, 'listening', 15_000);
       }
     }
     const internetServer = processes.start('echo in the internet', 'ip', [
