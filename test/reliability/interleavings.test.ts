@@ -14,21 +14,17 @@
  * drawn per SDK attempt from it, and concurrent steps take turns per SDK call in an order
  * drawn from it (test/support/faults.ts, Turnstile). VPCLEASE_SOAK=1 runs many more.
  */
-import {
-  DescribeRouteTablesCommand,
-  StartInstancesCommand,
-  StopInstancesCommand,
-  TerminateInstancesCommand,
-} from '@aws-sdk/client-ec2';
+import { StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { InstanceStateEvent } from '../../functions/instance-state.js';
+import { exponentialBackoffWithJitter } from '../../shared/adapters/aws-clients.js';
 import { formatCidr } from '../../shared/cidr.js';
 import { VpcLeaseError } from '../../shared/errors.js';
 import type { LeaseJson } from '../../shared/http/contract.js';
 import { leasableCount } from '../../shared/network-config.js';
 import { useMotoEc2 } from '../support/ec2-fixtures.js';
-import { type InjectedFault, type InjectedFaultKind, seededFaults } from '../support/faults.js';
+import { type InjectedFault, type InjectedFaultKind, seededFaults, seededRandom } from '../support/faults.js';
 import {
   type Answer,
   createFaultyNetwork,
@@ -39,17 +35,18 @@ import {
   resetFaultyNetwork,
   stateChange,
 } from '../support/faulty-plane.js';
-import { scanItems } from '../support/invariants.js';
+import { isOwned, type ObservedState, scanItems } from '../support/invariants.js';
 
 const SOAK = process.env.VPCLEASE_SOAK === '1';
 /**
- * VPCLEASE_RUNS overrides the number of runs: 25 by default, as many as 20 cost when each run
- * rebuilt the VPC (a run costs 2-3 s on a loaded two-core machine, nearly all of it the steps'
- * and checks' moto calls; the network's reset is ~0.3 s). VPCLEASE_SEED (+ VPCLEASE_PATH)
+ * VPCLEASE_RUNS overrides the number of runs: 100 by default (~1 s a run on a loaded two-core
+ * machine, nearly all of it moto calls: a step that wrote nothing is checked on the state the
+ * previous check read, a step's own checks use the state its invariant check reads, and the
+ * SDK's backoff is shortened). VPCLEASE_SEED (+ VPCLEASE_PATH)
  * replays a failure fast-check reported; VPCLEASE_SHRINK=1 shrinks a failure (slow);
  * VPCLEASE_TALLY=1 prints the faults injected and the answers seen (always printed in a soak).
  */
-const RUNS = Number(process.env.VPCLEASE_RUNS ?? (SOAK ? 150 : 25));
+const RUNS = Number(process.env.VPCLEASE_RUNS ?? (SOAK ? 150 : 100));
 const REPLAY = process.env.VPCLEASE_SEED
   ? {
       seed: Number(process.env.VPCLEASE_SEED),
@@ -188,6 +185,14 @@ async function createWorld(settings: RunSettings): Promise<World> {
     hosts: HOSTS,
     seed: settings.seed,
     leaseTtlSeconds: TTL_SECONDS,
+    // The SDK's backoff at a twentieth (<= 50 ms after a throttle instead of 1 s), drawn from
+    // the seed: the attempts and their order are the same, the runs spend less time asleep.
+    retryBackoff: exponentialBackoffWithJitter(
+      (
+        (r) => () =>
+          r() / 20
+      )(seededRandom(settings.seed ^ 0xbac0)),
+    ),
     config: (routeTableIds) =>
       settings.network.kind === 'wide'
         ? {
@@ -242,20 +247,23 @@ function expectErrorBody(res: Answer, what: string): void {
   if (res.statusCode === 503) expect(res.headers['retry-after'], `${what}: Retry-After`).toMatch(/^\d+$/);
 }
 
-async function routeTargets(world: World, subnet: string): Promise<Map<string, string | undefined>> {
-  const out = await aws.ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [...world.routeTableIds] }));
+/** The fixture's tables (in scope) as the step's check read them. */
+const leaseTables = (world: World, state: ObservedState) =>
+  state.tables.filter((t) => world.routeTableIds.includes(t.routeTableId));
+
+/** Per table in scope, the ENI its route to `subnet` targets. */
+function routeTargets(world: World, state: ObservedState, subnet: string): Map<string, string | undefined> {
   return new Map(
-    (out.RouteTables ?? []).map((t) => [
-      t.RouteTableId!,
-      t.Routes?.find((r) => r.DestinationCidrBlock === subnet)?.NetworkInterfaceId,
+    leaseTables(world, state).map((t) => [
+      t.routeTableId,
+      t.routes.find((r) => r.destination === subnet)?.networkInterfaceId,
     ]),
   );
 }
 
-async function enisRoutedIn(world: World): Promise<Set<string>> {
-  const out = await aws.ec2.send(new DescribeRouteTablesCommand({ RouteTableIds: [...world.routeTableIds] }));
+function enisRoutedIn(world: World, state: ObservedState): Set<string> {
   return new Set(
-    (out.RouteTables ?? []).flatMap((t) => (t.Routes ?? []).flatMap((r) => r.NetworkInterfaceId ?? [])),
+    leaseTables(world, state).flatMap((t) => t.routes.flatMap((r) => r.networkInterfaceId ?? [])),
   );
 }
 
@@ -264,10 +272,22 @@ async function enisRoutedIn(world: World): Promise<Set<string>> {
  * a live lease, or an expired one whose route could not be reclaimed), SubnetsExhausted only
  * when every leasable subnet is.
  */
-async function expectTruthfulRefusal(world: World, code: string | undefined): Promise<void> {
-  const items = await scanItems({ client: aws.dynamo, tableName: world.tableName });
+function expectTruthfulRefusal(world: World, state: ObservedState, code: string | undefined): void {
+  const { items } = state;
   if (code === 'RouteLimitExceeded') {
-    const capacity = world.config.backend.routeLimit - FOREIGN_IN_FULLEST;
+    // The capacity the tables leave: RouteLimit minus the foreign routes of the fullest table
+    // in scope (FOREIGN_IN_FULLEST at the start, more once a foreign step wrote a route).
+    const limit = world.config.backend.routeLimit;
+    const capacity = Math.min(
+      ...state.tables
+        .filter((t) => t.inScope)
+        .map(
+          (t) =>
+            limit -
+            t.routes.filter((r) => r.origin !== 'EnableVgwRoutePropagation' && !isOwned(world.config, t, r))
+              .length,
+        ),
+    );
     const held = items.filter((i) => i.pk.startsWith('SUBNET#')).length;
     expect(held, `RouteLimitExceeded with ${held} of ${capacity} places held`).toBe(capacity);
   } else {
@@ -280,10 +300,25 @@ async function expectTruthfulRefusal(world: World, code: string | undefined): Pr
 }
 
 /**
- * Runs one step. `alone` = no other step runs meanwhile: then what the step answered can
- * be checked against the state it left.
+ * What a step asks of the check that follows it: `unchanged` = it wrote nothing (no item, no
+ * route; at most the clock moved), so the state the previous check read is the state now and
+ * the invariants are checked on it again at the new time, without reading it again; a function
+ * = checks of what the step answered, run on the state the invariant check reads right after
+ * the step (nothing runs in between, so it is the state the step left).
  */
-async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<void> {
+type AfterStep = 'unchanged' | ((state: ObservedState) => void) | undefined;
+
+/**
+ * Runs one step. `alone` = no other step runs meanwhile: then what the step answered can
+ * be checked against the state it left, and `before` (the state the previous step's check
+ * read, if any) is the state the step starts from.
+ */
+async function runStep(
+  world: World,
+  s: SimpleStep,
+  alone: boolean,
+  before?: ObservedState,
+): Promise<AfterStep> {
   switch (s.op) {
     case 'acquire': {
       const h = world.hosts[s.host]!;
@@ -305,7 +340,8 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       const ec2SaidFull = world.faults.injected
         .slice(injectedBefore)
         .some((f) => f.kind === 'InjectedRouteLimitExceeded');
-      if (res.statusCode === 409 && alone && !ec2SaidFull) await expectTruthfulRefusal(world, error?.code);
+      if (res.statusCode === 409 && alone && !ec2SaidFull)
+        return (state) => expectTruthfulRefusal(world, state, error?.code);
       const lease = res.statusCode === 200 ? (res.body as LeaseJson) : undefined;
       if (lease) {
         expect(lease.instanceId).toBe(h.instanceId);
@@ -316,16 +352,18 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
         );
         if (alone && lease.routes.every((r) => r.state === 'active')) {
           // The agent writes subnet.env on this answer: every route it calls active must exist.
-          const targets = await routeTargets(world, lease.subnet);
-          for (const tableId of world.routeTableIds) {
-            expect(
-              targets.get(tableId),
-              `route to ${lease.subnet} in ${tableId} after a 200 saying active`,
-            ).toBe(h.networkInterfaceId);
-          }
+          return (state) => {
+            const targets = routeTargets(world, state, lease.subnet);
+            for (const tableId of world.routeTableIds) {
+              expect(
+                targets.get(tableId),
+                `route to ${lease.subnet} in ${tableId} after a 200 saying active`,
+              ).toBe(h.networkInterfaceId);
+            }
+          };
         }
       }
-      return;
+      return undefined;
     }
     case 'release': {
       const h = world.hosts[s.host]!;
@@ -335,20 +373,20 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       if (res.statusCode !== 204) expectErrorBody(res, 'DELETE /v1/lease');
       if (res.statusCode === 204 && alone) {
         // 204 means released: no lease of the host is left, and no route to its ENI.
-        const held = (await scanItems({ client: aws.dynamo, tableName: world.tableName })).filter(
-          (i) => i.pk.startsWith('SUBNET#') && i.instanceId === h.instanceId,
-        );
-        expect(
-          held.map((i) => i.pk),
-          `lease of ${h.instanceId} after DELETE answered 204`,
-        ).toEqual([]);
-        expect(await enisRoutedIn(world)).not.toContain(h.networkInterfaceId);
+        return (state) => {
+          const held = state.items.filter((i) => i.pk.startsWith('SUBNET#') && i.instanceId === h.instanceId);
+          expect(
+            held.map((i) => i.pk),
+            `lease of ${h.instanceId} after DELETE answered 204`,
+          ).toEqual([]);
+          expect(enisRoutedIn(world, state)).not.toContain(h.networkInterfaceId);
+        };
       }
-      return;
+      return undefined;
     }
     case 'revoke': {
       const all = await world.cleanStore.list();
-      if (all.length === 0) return;
+      if (all.length === 0) return 'unchanged';
       const target = all[s.pick % all.length]!;
       const subnet = formatCidr(target.subnet);
       const res = await world.turnstile.run('revoke', () => world.revokeLease(subnet));
@@ -359,14 +397,15 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       );
       if (res.statusCode !== 200) expectErrorBody(res, 'revoke');
       if (res.statusCode === 200 && alone) {
-        const now = await world.cleanStore.getBySubnet(target.subnet);
-        expect(now?.instanceId, `lease on ${subnet} after its revoke`).not.toBe(target.instanceId);
-        const targets = await routeTargets(world, subnet);
-        for (const [tableId, eni] of targets) {
-          expect(eni, `route of the revoked lease in ${tableId}`).not.toBe(target.networkInterfaceId);
-        }
+        return (state) => {
+          const now = state.items.find((i) => i.pk === `SUBNET#${subnet}`);
+          expect(now?.instanceId, `lease on ${subnet} after its revoke`).not.toBe(target.instanceId);
+          for (const [tableId, eni] of routeTargets(world, state, subnet)) {
+            expect(eni, `route of the revoked lease in ${tableId}`).not.toBe(target.networkInterfaceId);
+          }
+        };
       }
-      return;
+      return undefined;
     }
     case 'publish': {
       // An operator changes RouteLimit while hosts join: a limit below what is in use is refused (409).
@@ -380,37 +419,37 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       if (res.statusCode !== 200) expectErrorBody(res, 'PUT /v1/admin/config');
       if (res.statusCode === 409) expect(res.body?.error?.code).toBe('Conflict');
       await world.syncConfig();
-      return;
+      return undefined;
     }
     case 'advance':
       world.clock.advance(s.seconds);
-      return;
+      return 'unchanged';
     case 'terminate': {
       const h = world.hosts[s.host]!;
-      if (h.state === 'terminated') return;
+      if (h.state === 'terminated') return 'unchanged';
       await aws.ec2.send(new TerminateInstancesCommand({ InstanceIds: [h.instanceId] }));
       h.state = 'terminated';
       world.events.push(stateChange(h.instanceId, 'shutting-down'), stateChange(h.instanceId, 'terminated'));
-      return;
+      return undefined;
     }
     case 'stop': {
       const h = world.hosts[s.host]!;
-      if (h.state !== 'running') return;
+      if (h.state !== 'running') return 'unchanged';
       await aws.ec2.send(new StopInstancesCommand({ InstanceIds: [h.instanceId] }));
       h.state = 'stopped';
       world.events.push(stateChange(h.instanceId, 'stopping'), stateChange(h.instanceId, 'stopped'));
-      return;
+      return undefined;
     }
     case 'start': {
       const h = world.hosts[s.host]!;
-      if (h.state !== 'stopped') return;
+      if (h.state !== 'stopped') return 'unchanged';
       await aws.ec2.send(new StartInstancesCommand({ InstanceIds: [h.instanceId] }));
       h.state = 'running';
       world.events.push(stateChange(h.instanceId, 'pending'), stateChange(h.instanceId, 'running'));
-      return;
+      return undefined;
     }
     case 'deliver': {
-      if (world.events.length === 0) return;
+      if (world.events.length === 0) return 'unchanged';
       const index = s.pick % world.events.length;
       const event = world.events[index]!;
       if (!s.duplicate) world.events.splice(index, 1); // else: delivered again later (at least once)
@@ -421,30 +460,30 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
         expectActionable(error, 'instanceState');
         world.events.push(event); // Lambda retries a failed asynchronous invocation
       }
-      return;
+      return undefined;
     }
     case 'impersonate': {
       const h = world.hosts[s.host]!;
-      const before = alone ? await scanItems({ client: aws.dynamo, tableName: world.tableName }) : undefined;
+      // The items before: those the previous check read (nothing ran since), else read now.
+      const items = !alone
+        ? undefined
+        : (before?.items ?? (await scanItems({ client: aws.dynamo, tableName: world.tableName })));
       const res = await world.impersonate(h, s.method, IMPERSONATORS[s.identity]!(h.instanceId));
       count(`impersonated ${s.method} ${res.statusCode}`);
       expect(res.statusCode, `${s.method} as ${h.instanceId} from an impostor`).toBe(403);
-      if (before) {
-        expect(await scanItems({ client: aws.dynamo, tableName: world.tableName })).toEqual(before);
-      }
-      return;
+      return items && ((state) => expect(state.items, 'the lease table after an impostor').toEqual(items));
     }
     case 'foreign': {
       // Only in the narrow network, whose RouteLimit leaves room: in the wide one every foreign
       // route takes a lease's place, and shrinking capacity under live leases is the operator's
       // doing (the reconcile reports it), not a grant breaking invariant 3.
-      if (world.config.backend.routeLimit - FOREIGN_IN_FULLEST < 40) return;
+      if (world.config.backend.routeLimit - FOREIGN_IN_FULLEST < 40) return 'unchanged';
       // Only where no lease item is: a lease granted afterwards on it breaks invariant 5.
       const destination = `10.244.${s.n + 1}.0/24`;
       const held = (await world.cleanStore.list()).some((l) => formatCidr(l.subnet) === destination);
-      if (held) return;
+      if (held) return 'unchanged';
       count(`foreign route ${(await world.writeForeignRoute(destination)) ? 'written' : 'taken'}`);
-      return;
+      return undefined;
     }
     case 'reconcile': {
       try {
@@ -453,7 +492,7 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
       } catch (error) {
         expectActionable(error, 'reconcile');
       }
-      return;
+      return undefined;
     }
   }
 }
@@ -464,6 +503,21 @@ async function runStep(world: World, s: SimpleStep, alone: boolean): Promise<voi
  * and the route would then shrink the capacity under live leases (an operator's doing, which
  * the reconcile reports, not a grant breaking invariant 3).
  */
+/**
+ * Requests that write nothing (EC2's Describe*, DynamoDB's reads). The faulty clients count
+ * every attempt that reaches moto, retries included; any other command counts as a write.
+ */
+const READ_ONLY = /^(EC2\.Describe|DynamoDB\.(Get|BatchGet|TransactGet|Scan|Query))/;
+const writesSent = (world: World): number =>
+  [...world.counter.calls].reduce((n, [key, calls]) => (READ_ONLY.test(key) ? n : n + calls), 0);
+/** Steps that write through the test's own clean clients, which the counter does not see. */
+const WRITES_BESIDE_THE_PLANE: ReadonlySet<SimpleStep['op']> = new Set([
+  'terminate',
+  'stop',
+  'start',
+  'foreign',
+]);
+
 const together = (steps: readonly SimpleStep[]): readonly SimpleStep[] =>
   steps.some((s) => s.op === 'foreign') ? steps.filter((s) => s.op !== 'publish') : steps;
 
@@ -471,21 +525,33 @@ async function runScenario(settings: RunSettings, steps: readonly Step[]): Promi
   const world = await createWorld(settings);
   try {
     tally.runs++;
+    /** the state the last check read: the state now, until the next step writes */
+    let state: ObservedState | undefined;
     for (const s of steps) {
       tally.steps++;
       const injected = world.faults.injected.length;
       if (TRACE) console.info(`step ${JSON.stringify(s)}`);
+      let after: AfterStep;
+      const writesBefore = writesSent(world);
       try {
         if (s.op === 'together')
           await Promise.all(together(s.steps).map((one) => runStep(world, one, false)));
-        else await runStep(world, s, true);
+        else after = await runStep(world, s, true, state);
       } finally {
         if (TRACE) {
           for (const f of world.faults.injected.slice(injected))
             console.info(`    fault ${f.operation ?? '-'} ${f.service} ${f.command} ${f.kind} ${f.timing}`);
         }
       }
-      await world.check();
+      // The invariants after every step: on the state read again, or on the state the
+      // previous check read when the step wrote nothing (no item, no route: the state is the
+      // one read then; only the clock may have moved, so they are checked at its time now).
+      const wroteNothing =
+        after === 'unchanged' ||
+        (s.op !== 'together' && !WRITES_BESIDE_THE_PLANE.has(s.op) && writesSent(world) === writesBefore);
+      if (!(wroteNothing && state)) state = await world.check();
+      else world.checkState(state);
+      if (typeof after === 'function') after(state);
     }
 
     // Faults off. One reconcile settles everything; a second finds nothing left to do.

@@ -13,6 +13,7 @@
 import {
   CreateRouteCommand,
   DeleteRouteCommand,
+  DescribeNetworkInterfacesCommand,
   DescribeRouteTablesCommand,
   ModifyNetworkInterfaceAttributeCommand,
   type Route,
@@ -24,6 +25,7 @@ import { buildLeaseHandler } from '../../functions/lease.js';
 import type { LaunchedInstance } from '../../scripts/lib/seed.js';
 import {
   type CallCounter,
+  type ClientOptions,
   createCallCounter,
   createDynamoDbClient,
   createEc2Client,
@@ -43,6 +45,8 @@ import { attachFaults, createFaultSwitch, type FaultSwitch, seededRandom, Turnst
 import {
   checkInvariants,
   type ForeignRouteSnapshot,
+  findViolations,
+  InvariantViolation,
   type ObservedState,
   snapshotForeignRoutes,
 } from './invariants.js';
@@ -105,6 +109,11 @@ export interface FaultyPlane {
   stateEvent(event: InstanceStateEvent): Promise<unknown>;
   /** checkInvariants on the clean clients, against the foreign routes at creation */
   check(settled?: boolean): Promise<ObservedState>;
+  /**
+   * The same invariants on a state read before (no moto call), at the clock's time now: for a
+   * step known to have changed neither the lease table nor the route tables (the clock moved).
+   */
+  checkState(state: ObservedState): void;
   dispose(): void;
 }
 
@@ -122,6 +131,12 @@ export interface FaultyPlaneOptions {
   maxAttempts?: number;
   /** a network built before (createFaultyNetwork) and reset since; `tables` and `hosts` are its */
   network?: FaultyNetwork;
+  /**
+   * The faulty clients' backoff between SDK attempts (default: the SDK's own, up to 1 s after
+   * a throttle). A property running many scenes gives a shorter one: which attempts run, and
+   * in which order (the turnstile), does not depend on how long each waits.
+   */
+  retryBackoff?: ClientOptions['retryBackoff'];
 }
 
 let eventCounter = 0;
@@ -225,11 +240,18 @@ export async function resetFaultyNetwork(aws: MotoContext, network: FaultyNetwor
   gone.forEach((index, i) => {
     network.hosts[index] = { ...fresh[i]!, state: 'running' };
   });
-  for (const h of network.hosts) {
-    h.state = 'running';
+  for (const h of network.hosts) h.state = 'running';
+  // One read for all the hosts' ENIs; a write only for those a scene turned the check off on.
+  const enis = await aws.ec2.send(
+    new DescribeNetworkInterfacesCommand({
+      NetworkInterfaceIds: network.hosts.map((h) => h.networkInterfaceId),
+    }),
+  );
+  for (const eni of enis.NetworkInterfaces ?? []) {
+    if (eni.SourceDestCheck !== false) continue;
     await aws.ec2.send(
       new ModifyNetworkInterfaceAttributeCommand({
-        NetworkInterfaceId: h.networkInterfaceId,
+        NetworkInterfaceId: eni.NetworkInterfaceId,
         SourceDestCheck: { Value: true },
       }),
     );
@@ -267,6 +289,7 @@ export async function createFaultyPlane(
     endpoint: aws.moto.endpoint,
     maxAttempts: options.maxAttempts ?? 2,
     counter,
+    ...(options.retryBackoff ? { retryBackoff: options.retryBackoff } : {}),
   };
   const ec2 = createEc2Client(clientOptions);
   attachFaults(ec2, 'EC2', faults, turnstile);
@@ -419,6 +442,14 @@ export async function createFaultyPlane(
         foreignBefore: plane.foreignBefore,
         settled,
       }),
+    checkState(state) {
+      const violations = findViolations(state, {
+        config: plane.config,
+        now: clock.now(),
+        foreignBefore: plane.foreignBefore,
+      });
+      if (violations.length > 0) throw new InvariantViolation(violations);
+    },
     dispose() {
       ec2.destroy();
       dynamo.destroy();
