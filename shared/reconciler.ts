@@ -35,6 +35,7 @@ import {
   type DeadHolders,
   findDeadHolders,
   holderIsDead,
+  isTakenByForeign,
   leaseRouteStates,
   planRoutes,
   type RouteChange,
@@ -128,9 +129,11 @@ export class Reconciler {
     const holderIds = [...new Set(leases.map((l) => l.instanceId))];
     const instances = holderIds.length > 0 ? await this.instances.describeInstances(holderIds) : [];
     const dead = findDeadHolders(leases, instances);
+    // A live lease whose subnet a foreign route takes, in either family, goes (invariant 5).
+    const taken = takenByForeign(config, tables, leases);
     // One plan per family (route-family.ts): the IPv4 routes, and in dual stack the IPv6 routes,
     // each by that family's ownership rules; the IPv4 plan decides reclaims and live leases.
-    const families = planFamilies(config, tables, leases, dead, now);
+    const families = planFamilies(config, tables, leases, dead, now, taken);
     const plan = families[0]!.plan;
     const changes = families.flatMap((f) => f.plan.changes);
     const byKey = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
@@ -146,7 +149,10 @@ export class Reconciler {
           // A grant may have given the subnet to a new holder since store.list(): then its
           // route is its own, and the grant writes it.
           const current = subnet ? await currentLease(subnet) : undefined;
-          if (current && isLive(current, now) && !holderIsDead(current, dead)) {
+          const goes = (lease: Lease) =>
+            holderIsDead(lease, dead) ||
+            (taken.has(formatCidr(lease.subnet)) && lease.instanceId === change.instanceId);
+          if (current && isLive(current, now) && !goes(current)) {
             notDone.add(change);
             continue;
           }
@@ -207,10 +213,11 @@ export class Reconciler {
             action: 'lease-reclaimed',
             subnet: key,
             instanceId: lease.instanceId,
-            reason:
-              reason === 'expired'
-                ? `expired at ${lease.expiresAt.toISOString()}`
-                : `holder ${lease.instanceId} is terminated or gone`,
+            reason: {
+              expired: `expired at ${lease.expiresAt.toISOString()}`,
+              'holder-gone': `holder ${lease.instanceId} is terminated or gone`,
+              'foreign-route': `a foreign route takes ${key}; ${lease.instanceId} gets another subnet at its next renewal`,
+            }[reason],
           });
         } else if (restored?.error) {
           report.errors.push({ subnet: key, message: messageOf(restored.error) });
@@ -293,6 +300,7 @@ function planFamilies(
   leases: readonly Lease[],
   dead: DeadHolders,
   now: Date,
+  taken: ReadonlySet<string>,
 ): { family: RouteFamily; plan: RoutePlan }[] {
   return routeFamilies(config).map((family) => ({
     family,
@@ -302,8 +310,31 @@ function planFamilies(
       leases: leases.flatMap((l) => familyLease(l, config, family) ?? []),
       dead,
       now,
+      // the same leases go in both plans: their routes of both families go with them
+      takenByForeign: (view) => {
+        const subnet = ipv4SubnetOf(config, formatCidr(view.subnet));
+        return subnet !== undefined && taken.has(formatCidr(subnet));
+      },
     }),
   }));
+}
+
+/** The IPv4 subnets (formatted) of the leases whose subnet of either family a foreign route takes. */
+function takenByForeign(
+  config: NetworkConfig,
+  tables: readonly RouteTable[],
+  leases: readonly Lease[],
+): Set<string> {
+  const taken = new Set<string>();
+  for (const family of routeFamilies(config)) {
+    const rules = familyConfig(config, family)!;
+    const familyTables = tables.map((t) => familyTable(t, family));
+    for (const lease of leases) {
+      const view = familyLease(lease, config, family);
+      if (view && isTakenByForeign(rules, familyTables, view.subnet)) taken.add(formatCidr(lease.subnet));
+    }
+  }
+  return taken;
 }
 
 /** The IPv4 subnet a route's destination belongs to: itself, or an IPv6 subnet's IPv4 partner. */

@@ -5,13 +5,21 @@
  *
  * Ownership is route-ownership.ts's one definition (the README's invariants 4 and 5): a plan
  * creates only where no route exists, and replaces or deletes only owned routes. A foreign
- * route, even to a leased subnet, is left as it is (the lease's route stays pending there).
+ * route, even to a leased subnet, is left as it is; a live lease whose subnet a foreign route
+ * takes (isTakenByForeign) is reclaimed instead (invariant 5), its own routes first.
  */
-import { contains, formatCidr } from './cidr.js';
+import { type Cidr, contains, formatCidr } from './cidr.js';
 import { isLive, type Lease, type LeaseRoute } from './lease.js';
 import type { NetworkConfig } from './network-config.js';
 import type { InstanceInfo, RouteEntry, RouteTable } from './ports.js';
-import { isOwnedRoute, parseDestination, pointsTo, sameDestination, targetOf } from './route-ownership.js';
+import {
+  foreignClaim,
+  isOwnedRoute,
+  parseDestination,
+  pointsTo,
+  sameDestination,
+  targetOf,
+} from './route-ownership.js';
 
 // ---------------------------------------------------------------- dead holders
 
@@ -77,6 +85,11 @@ export interface PlanInput {
   readonly leases: readonly Lease[];
   readonly dead: DeadHolders;
   readonly now: Date;
+  /**
+   * Whether a foreign route takes the lease's subnet; default isTakenByForeign in these tables.
+   * In dual stack the reconcile decides over both families, so a lease that loses either goes.
+   */
+  readonly takenByForeign?: (lease: Lease) => boolean;
 }
 
 interface ChangeBase {
@@ -101,7 +114,30 @@ export type RouteChange =
 
 export interface Reclaim {
   readonly lease: Lease;
-  readonly reason: 'expired' | 'holder-gone';
+  /** expired; its holder is dead; or a foreign route takes its subnet (isTakenByForeign) */
+  readonly reason: 'expired' | 'holder-gone' | 'foreign-route';
+}
+
+/**
+ * Whether a foreign route of these tables takes the subnet: its very destination, or a more
+ * specific one inside it. The lease's route can then never carry all of the subnet's traffic
+ * in that table (CreateRoute finds the destination taken, or the longer prefix wins), so the
+ * lease goes (invariant 5): the reconcile reclaims it and its holder is given another subnet
+ * at its next renewal. How it can happen: a foreign route written while a grant was under
+ * way, whose CreateRoute then failed before it could find the destination taken. A wider
+ * foreign route takes nothing: the lease's route is the more specific one.
+ */
+export function isTakenByForeign(
+  config: NetworkConfig,
+  tables: readonly Pick<RouteTable, 'routes'>[],
+  subnet: Cidr,
+): boolean {
+  return tables.some((table) =>
+    table.routes.some((route) => {
+      const claim = foreignClaim(config, route);
+      return claim !== undefined && contains(subnet, claim);
+    }),
+  );
 }
 
 export interface RoutePlan {
@@ -125,11 +161,15 @@ export function planRoutes(input: PlanInput): RoutePlan {
   // neither: no route may be written outside Network, and the lease is not ours to end.
   const liveBySubnet = new Map<string, Lease>();
   const candidates: Reclaim[] = [];
+  const takenByForeign =
+    input.takenByForeign ?? ((lease: Lease) => isTakenByForeign(config, tables, lease.subnet));
   for (const lease of leases) {
     const key = formatCidr(lease.subnet);
     const expired = !isLive(lease, now);
     if (!expired && !holderIsDead(lease, dead)) {
-      if (contains(config.network, lease.subnet) && !liveBySubnet.has(key)) liveBySubnet.set(key, lease);
+      if (!contains(config.network, lease.subnet)) continue;
+      if (takenByForeign(lease)) candidates.push({ lease, reason: 'foreign-route' });
+      else if (!liveBySubnet.has(key)) liveBySubnet.set(key, lease);
       continue;
     }
     candidates.push({ lease, reason: expired ? 'expired' : 'holder-gone' });
@@ -206,6 +246,8 @@ function deleteReason(
   if (holder && gone?.reason === 'expired') {
     return `lease of ${holder.instanceId} expired at ${holder.expiresAt.toISOString()}`;
   }
+  if (holder && gone?.reason === 'foreign-route')
+    return `a foreign route takes ${formatCidr(holder.subnet)}: the lease of ${holder.instanceId} goes`;
   if (holder) return `lease holder ${holder.instanceId} is terminated or gone`;
   if (route.state === 'blackhole')
     return `blackhole route (target ${targetOf(route)} is gone) with no live lease`;

@@ -1,4 +1,4 @@
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { CreateRouteCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import type { LaunchedInstance } from '../../scripts/lib/seed.js';
 import { createEc2Client } from '../../shared/adapters/aws-clients.js';
@@ -511,6 +511,37 @@ describe('Reconciler.reconcile', () => {
     });
     expect(await s.lease('10.244.50.0/24')).toBeUndefined();
     for (const id of s.tableIds) expect(await routeTarget(aws.ec2, id, '10.244.50.0/24')).toBeUndefined();
+  });
+
+  it('reclaims a live lease whose subnet a gateway route took in one table (written while its grant was under way): its own routes go, the gateway route stays', async () => {
+    const s = await settled();
+    // what the race leaves: the grant's CreateRoute failed in table 0, a foreign route landed there
+    await deleteRouteByHand(aws.ec2, s.tableIds[0]!, '10.244.2.0/24');
+    await aws.ec2.send(
+      new CreateRouteCommand({
+        RouteTableId: s.tableIds[0]!,
+        DestinationCidrBlock: '10.244.2.0/24',
+        GatewayId: s.fixture.internetGatewayId,
+      }),
+    );
+
+    const report = await s.reconciler.reconcile(s.config);
+
+    expect(report.errors).toEqual([]);
+    expect(
+      report.changes.map((c) => `${c.action} ${'routeTableId' in c ? c.routeTableId : '-'} ${c.subnet}`),
+    ).toEqual([`route-deleted ${s.tableIds[1]} 10.244.2.0/24`, 'lease-reclaimed - 10.244.2.0/24']);
+    expect(report.changes[1]).toMatchObject({
+      instanceId: s.hosts[1]!.instanceId,
+      reason: expect.stringContaining('a foreign route takes 10.244.2.0/24'),
+    });
+    expect(await s.lease('10.244.2.0/24')).toBeUndefined();
+    expect(await routeTarget(aws.ec2, s.tableIds[0]!, '10.244.2.0/24')).toBe(s.fixture.internetGatewayId);
+    expect(await routeTarget(aws.ec2, s.tableIds[1]!, '10.244.2.0/24')).toBeUndefined();
+    // the other host keeps its lease and routes
+    expect(await s.lease('10.244.1.0/24')).toBeDefined();
+    for (const id of s.tableIds)
+      expect(await routeTarget(aws.ec2, id, '10.244.1.0/24')).toBe(s.hosts[0]!.networkInterfaceId);
   });
 
   it('deletes the route to a terminated instance, found through DescribeInstances (moto never marks blackholes), and reclaims its lease', async () => {

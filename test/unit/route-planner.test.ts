@@ -9,6 +9,7 @@ import {
   applyRouteChanges,
   type DeadHolders,
   findDeadHolders,
+  isTakenByForeign,
   leaseRouteStates,
   NO_DEAD_HOLDERS,
   planRoutes,
@@ -101,16 +102,52 @@ describe('planRoutes', () => {
     ]);
   });
 
-  it('never replaces a gateway route, even to a leased subnet (invariant 4): the lease stays pending there', () => {
+  it('never replaces a gateway route, even to a leased subnet (invariant 4): the lease goes instead (invariant 5)', () => {
     const gateway: RouteEntry = {
       destination: '10.244.7.0/24',
       otherTarget: 'pcx-0123456789abcdef0',
       state: 'active',
       origin: 'CreateRoute',
     };
-    const tables = [table('rtb-a', [gateway])];
-    expect(plan(tables, [lease(7)]).changes).toEqual([]);
-    expect(leaseRouteStates(lease(7), tables)).toEqual([{ routeTableId: 'rtb-a', state: 'pending' }]);
+    // the lease's route in rtb-b goes with it; the gateway route in rtb-a stays as it is
+    const tables = [table('rtb-a', [gateway]), table('rtb-b', [eniRoute('10.244.7.0/24', eniId(7))])];
+    const result = plan(tables, [lease(7)]);
+    expect(summary(result.changes)).toEqual(['delete rtb-b 10.244.7.0/24']);
+    expect(result.changes[0]!.reason).toBe(
+      `a foreign route takes 10.244.7.0/24: the lease of ${instanceId(7)} goes`,
+    );
+    expect(result.reclaims).toEqual([{ lease: lease(7), reason: 'foreign-route' }]);
+    expect(result.liveLeases).toEqual([]);
+    expect(leaseRouteStates(lease(7), tables)).toEqual([
+      { routeTableId: 'rtb-a', state: 'pending' },
+      { routeTableId: 'rtb-b', state: 'active' },
+    ]);
+  });
+
+  it('lets a foreign route inside the lease (a /25 to anything) take it, but not a wider one', () => {
+    const part = eniRoute('10.244.3.128/25', eniId(99));
+    const wider: RouteEntry = { ...part, destination: '10.244.2.0/23' };
+    expect(plan([table('rtb-a', [part])], [lease(3)]).reclaims).toEqual([
+      { lease: lease(3), reason: 'foreign-route' },
+    ]);
+    const kept = plan([table('rtb-a', [wider])], [lease(3)]);
+    expect(kept.reclaims).toEqual([]);
+    expect(summary(kept.changes)).toEqual(['create rtb-a 10.244.3.0/24']);
+    expect(isTakenByForeign(config, [table('rtb-a', [wider])], parseCidr('10.244.3.0/24'))).toBe(false);
+    expect(isTakenByForeign(config, [table('rtb-a', [part])], parseCidr('10.244.3.0/24'))).toBe(true);
+  });
+
+  it('takes the decision from the caller when it gives one (the reconcile decides over both families)', () => {
+    const result = planRoutes({
+      config,
+      tables: [table('rtb-a')],
+      leases: [lease(7)],
+      dead: NO_DEAD_HOLDERS,
+      now: NOW,
+      takenByForeign: () => true,
+    });
+    expect(result.reclaims).toEqual([{ lease: lease(7), reason: 'foreign-route' }]);
+    expect(result.changes).toEqual([]);
   });
 
   it('replaces a blackhole route to a live lease subnet instead of deleting it', () => {
@@ -372,6 +409,21 @@ const ownedShape = (r: RouteEntry): boolean => {
   return match !== null && Number(match[1]) >= 1 && (r.state === 'blackhole' || r.otherTarget === undefined);
 };
 
+/**
+ * DESIGN.md invariant 5 for a lease that already holds its subnet, spelt out: a route not of the
+ * owned shape to its very /24 or to a part of it (the /25); a wider one (the /16) takes nothing.
+ */
+const takenByForeignRoute = (tables: readonly RouteTable[], l: Lease): boolean =>
+  tables.some((t) =>
+    t.routes.some(
+      (r) =>
+        !ownedShape(r) &&
+        inside(r.destination) &&
+        (r.destination === formatCidr(l.subnet) ||
+          (r.destination === '10.244.3.128/25' && l.subnet.base === parseCidr('10.244.3.0/24').base)),
+    ),
+  );
+
 const network = parseCidr('10.244.0.0/16');
 const inside = (destination: string) => {
   try {
@@ -400,7 +452,8 @@ describe('planRoutes, for any tables and leases', () => {
           (l) =>
             l.expiresAt > NOW &&
             !dead.instanceIds.has(l.instanceId) &&
-            !dead.networkInterfaceIds.has(l.networkInterfaceId),
+            !dead.networkInterfaceIds.has(l.networkInterfaceId) &&
+            !takenByForeignRoute(tables, l),
         );
         expect(result.liveLeases.map((l) => formatCidr(l.subnet)).sort()).toEqual(
           healthy.map((l) => formatCidr(l.subnet)).sort(),
@@ -410,10 +463,9 @@ describe('planRoutes, for any tables and leases', () => {
           // foreign routes (invariant 4) untouched, in content: whatever is not exactly a leasable
           // /24 (SubnetMin 10.244.1.0 up) to an ENI/instance or a blackhole
           expect(t.routes.filter((r) => !ownedShape(r))).toEqual(before.routes.filter((r) => !ownedShape(r)));
-          // a healthy lease whose destination a foreign route holds gets no route in that table
-          const held = new Set(before.routes.filter((r) => !ownedShape(r)).map((r) => r.destination));
-          const routed = healthy.filter((l) => !held.has(formatCidr(l.subnet)));
-          // every other healthy lease: exactly one route. A working route to its holder (its ENI, or
+          // a lease whose destination a foreign route holds is not healthy: it goes (invariant 5)
+          const routed = healthy;
+          // every healthy lease: exactly one route. A working route to its holder (its ENI, or
           // its instance) stays as it was; anything else becomes the lease's own route to its ENI.
           for (const l of routed) {
             const destination = formatCidr(l.subnet);
@@ -450,7 +502,7 @@ describe('planRoutes, for any tables and leases', () => {
     );
   });
 
-  it('reclaims exactly the expired leases and those of dead holders, and no live lease of a living holder', () => {
+  it('reclaims exactly the expired leases, those of dead holders and those a foreign route takes, and no other', () => {
     fc.assert(
       fc.property(worldArbitrary, ({ leases, tables, dead }) => {
         const { reclaims } = planRoutes({ config, tables, leases, dead, now: NOW });
@@ -458,7 +510,8 @@ describe('planRoutes, for any tables and leases', () => {
           (l) =>
             l.expiresAt <= NOW ||
             dead.instanceIds.has(l.instanceId) ||
-            dead.networkInterfaceIds.has(l.networkInterfaceId),
+            dead.networkInterfaceIds.has(l.networkInterfaceId) ||
+            takenByForeignRoute(tables, l),
         );
         expect(reclaims.map((r) => r.lease)).toEqual(expected);
       }),
