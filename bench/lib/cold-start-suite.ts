@@ -1,5 +1,5 @@
 /**
- * The cold-start section: bundles every function both ways, then starts each bundle
+ * The cold-start section: bundles every function and both baselines both ways, then starts each bundle
  * `runs` times in a fresh Node process against moto (round-robin, so that load from
  * elsewhere on the machine spreads evenly), and reports medians.
  */
@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateRouteTableCommand } from '@aws-sdk/client-ec2';
 import { HOST_PATHS } from '../../shared/http/contract.js';
 import { BENCH_REGION, type BenchAws } from './aws.js';
 import {
@@ -15,6 +16,7 @@ import {
   type ColdStartRow,
   type ColdStartSample,
   coldStartTargets,
+  GRANT_BASELINE,
   measureColdStart,
   PACKAGINGS,
 } from './cold-start.js';
@@ -47,6 +49,19 @@ export async function runColdStarts(aws: BenchAws, runs: number): Promise<ColdSt
       hosts: runs * PACKAGINGS.length * 2,
       network: { Network: '10.128.0.0/12', SubnetLen: 24, RouteLimit: 1000 },
     });
+    // The grant baseline's routes go to a table of their own in the scene's VPC, which no
+    // network config names: the functions never see them.
+    const baselineTable = await aws.setup.ec2.send(new CreateRouteTableCommand({ VpcId: scene.vpcId }));
+    const baselineRouteTableId = baselineTable.RouteTable!.RouteTableId!;
+    let nextDestination = 0;
+    const grantBaseline = (h: (typeof scene.hosts)[number]) => {
+      const k = nextDestination++;
+      return {
+        instanceId: h.instanceId,
+        routeTableId: baselineRouteTableId,
+        destination: `172.${16 + Math.floor(k / 256)}.${k % 256}.0/24`,
+      };
+    };
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -86,12 +101,19 @@ export async function runColdStarts(aws: BenchAws, runs: number): Promise<ColdSt
           'instance-state': instanceStateEvent(host.instanceId, 'running'),
           reconcile: scheduledEvent(),
           baseline: {},
+          // the same hosts as the lease grants: the same DescribeInstances answers
+          [GRANT_BASELINE]: grantBaseline(host),
         };
         // lease first: the instance-state run then finds this host's lease.
         for (const target of targets) {
           const bundle = bundles.get(`${target.name}/${packaging}`)!;
           // the warm invocation repeats the work: another new grant for lease, the same event elsewhere
-          const second = target.name === 'lease' ? grant(warmHost) : events[target.name];
+          const second =
+            target.name === 'lease'
+              ? grant(warmHost)
+              : target.name === GRANT_BASELINE
+                ? grantBaseline(warmHost)
+                : events[target.name];
           const sample = await measureColdStart(bundle, events[target.name], env, work, second);
           for (const status of [sample.status, sample.warmStatus]) {
             if (status !== 200 && status !== 'ok') {
@@ -112,6 +134,7 @@ export async function runColdStarts(aws: BenchAws, runs: number): Promise<ColdSt
           name: target.name,
           packaging,
           invocation: target.invocation,
+          ...(target.baseline ? { baseline: target.baseline } : {}),
           bytes: bundle.bytes,
           gzipBytes: bundle.gzipBytes,
           runs: taken.length,

@@ -1,7 +1,8 @@
 /**
  * Cold start of each Lambda function: bundle size and the time a fresh Node process takes
- * to import the bundle and run one invocation against moto, next to a baseline bundle that
- * holds only the same SDK clients. Two packagings: the AWS SDK inside the bundle, and the
+ * to import the bundle and run one invocation against moto, next to baseline bundles that
+ * hold only the same SDK clients: one sends 2 requests, the other (the lease function's fair
+ * baseline) the lease grant's very 7 requests. Two packagings: the AWS SDK inside the bundle, and the
  * SDK left external (`@aws-sdk/*` resolved from node_modules at run time, as from the
  * runtime's own copy in Lambda).
  *
@@ -18,6 +19,13 @@ import { build } from 'esbuild';
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HARNESS = fileURLToPath(new URL('./cold-start-harness.mjs', import.meta.url));
 export const BASELINE_ENTRY = fileURLToPath(new URL('./baseline-handler.ts', import.meta.url));
+export const GRANT_BASELINE_ENTRY = fileURLToPath(new URL('./cold-start-baseline-grant.ts', import.meta.url));
+
+/** The SDK-only baseline of two requests (one GetItem, one DescribeRouteTables). */
+export const BASELINE = 'baseline';
+/** The SDK-only baseline that sends the lease grant's 7 requests (cold-start-baseline-grant.ts). */
+export const GRANT_BASELINE = 'baseline-grant';
+export const isBaseline = (name: string): boolean => name === BASELINE || name === GRANT_BASELINE;
 
 export type Packaging = 'sdk-bundled' | 'sdk-external';
 export const PACKAGINGS: readonly Packaging[] = ['sdk-bundled', 'sdk-external'];
@@ -145,12 +153,20 @@ export interface ColdStartTarget {
   readonly entry: string;
   /** what the invocation does, for the report */
   readonly invocation: string;
+  /**
+   * The baseline this function is compared with ("vs baseline"): the SDK-only bundle that sends
+   * the same requests where there is one (the lease grant), else the 2-request baseline.
+   * Undefined for the baselines themselves.
+   */
+  readonly baseline?: string;
 }
 
 export interface ColdStartRow {
   readonly name: string;
   readonly packaging: Packaging;
   readonly invocation: string;
+  /** as ColdStartTarget.baseline */
+  readonly baseline?: string;
   readonly bytes: number;
   readonly gzipBytes: number;
   readonly runs: number;
@@ -163,20 +179,47 @@ export interface ColdStartRow {
   readonly warmMs: number;
 }
 
-/** The functions of serverless.yml that exist in this checkout, then the baseline. */
+/** The row `row` is compared with: its own baseline (default), or the baseline named, same packaging. */
+export function baselineOf(
+  rows: readonly ColdStartRow[],
+  row: ColdStartRow,
+  name: string | undefined = row.baseline,
+): ColdStartRow | undefined {
+  return name === undefined ? undefined : rows.find((r) => r.name === name && r.packaging === row.packaging);
+}
+
+/** The functions of serverless.yml that exist in this checkout, then the baselines. */
 export function coldStartTargets(exists: (path: string) => boolean): ColdStartTarget[] {
   const functions: ColdStartTarget[] = [
-    { name: 'lease', entry: 'functions/lease.ts', invocation: 'PUT /v1/lease, a new grant' },
-    { name: 'admin', entry: 'functions/admin.ts', invocation: 'GET /v1/admin/routes' },
+    {
+      name: 'lease',
+      entry: 'functions/lease.ts',
+      invocation:
+        'PUT /v1/lease, a new grant: BatchGetItem, DescribeInstances, PutItem, TransactWriteItems, ' +
+        'ModifyNetworkInterfaceAttribute, CreateRoute, TransactWriteItems',
+      baseline: GRANT_BASELINE,
+    },
+    { name: 'admin', entry: 'functions/admin.ts', invocation: 'GET /v1/admin/routes', baseline: BASELINE },
     {
       name: 'instance-state',
       entry: 'functions/instance-state.ts',
       invocation: '`running` event of a leased host',
+      baseline: BASELINE,
     },
-    { name: 'reconcile', entry: 'functions/reconcile.ts', invocation: 'a scheduled sweep (no change)' },
+    {
+      name: 'reconcile',
+      entry: 'functions/reconcile.ts',
+      invocation: 'a scheduled sweep (no change)',
+      baseline: BASELINE,
+    },
   ];
   return [
     ...functions.map((f) => ({ ...f, entry: join(REPO_ROOT, f.entry) })).filter((f) => exists(f.entry)),
-    { name: 'baseline', entry: BASELINE_ENTRY, invocation: 'one GetItem + one DescribeRouteTables' },
+    { name: BASELINE, entry: BASELINE_ENTRY, invocation: 'one GetItem + one DescribeRouteTables (SDK only)' },
+    {
+      name: GRANT_BASELINE,
+      entry: GRANT_BASELINE_ENTRY,
+      invocation: "the lease grant's 7 requests, in its order (SDK only)",
+    },
   ];
 }

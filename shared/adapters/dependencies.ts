@@ -1,7 +1,8 @@
 /**
  * The one composition root: builds the adapters and services from the environment, once per
  * Lambda process (module scope of functions/*), or per test plane and bench scene with other
- * clients, clock, logger and random source.
+ * clients, clock, logger and random source. The adapters are built at once; each service on
+ * its first use (a getter), so a function builds only the services it reads.
  */
 
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -28,12 +29,13 @@ export interface Dependencies {
   instances: Ec2Instances;
   routeTables: Ec2RouteTables;
   routes: RouteWriter;
-  instanceEvents: InstanceEvents;
-  reconciler: Reconciler;
-  leases: LeaseService;
-  configs: ConfigService;
-  imports: ImportService;
-  admin: AdminService;
+  /** the services below are built on first read */
+  readonly instanceEvents: InstanceEvents;
+  readonly reconciler: Reconciler;
+  readonly leases: LeaseService;
+  readonly configs: ConfigService;
+  readonly imports: ImportService;
+  readonly admin: AdminService;
   clock: Clock;
   logger: Logger;
   /** the allocator's random source */
@@ -68,53 +70,77 @@ export function createDependencies(
     logger,
     ledger: store.capacity,
   });
-  const instanceEvents = new InstanceEvents({ writer: routes, instances, store, clock, logger });
-  const reconciler = new Reconciler({ writer: routes, routes: routeTables, instances, store, clock, logger });
-  const leases = new LeaseService({
-    store,
-    instances,
-    routes,
-    clock,
-    vpcId: environment.vpcId,
-    leaseTtlSeconds: environment.leaseTtlSeconds,
-    ...(environment.grantIntervalSeconds !== undefined
-      ? { grantIntervalSeconds: environment.grantIntervalSeconds }
-      : {}),
-    random,
-    logger,
-  });
-  const configs = new ConfigService({
-    store,
-    instances,
-    routes,
-    clock,
-    vpcId: environment.vpcId,
-  });
-  const imports = new ImportService({
-    store,
-    instances,
-    routes,
-    configs,
-    clock,
-    vpcId: environment.vpcId,
-    leaseTtlSeconds: environment.leaseTtlSeconds,
-    logger,
-  });
-  const admin = new AdminService({ store, instances, leases, configs, routes, reconciler, clock });
-  return {
+  // The services each function uses are built on first use, and only then: the lease
+  // function never builds the admin, import or reconcile services (#16, cold start).
+  // Each is built once per Dependencies object, and shares the adapters above.
+  let instanceEvents: InstanceEvents | undefined;
+  let reconciler: Reconciler | undefined;
+  let leases: LeaseService | undefined;
+  let configs: ConfigService | undefined;
+  let imports: ImportService | undefined;
+  let admin: AdminService | undefined;
+  const dependencies: Dependencies = {
     environment,
     store,
     instances,
     routeTables,
     routes,
-    instanceEvents,
-    reconciler,
-    leases,
-    configs,
-    imports,
-    admin,
+    get instanceEvents() {
+      instanceEvents ??= new InstanceEvents({ writer: routes, instances, store, clock, logger });
+      return instanceEvents;
+    },
+    get reconciler() {
+      reconciler ??= new Reconciler({ writer: routes, routes: routeTables, instances, store, clock, logger });
+      return reconciler;
+    },
+    get leases() {
+      leases ??= new LeaseService({
+        store,
+        instances,
+        routes,
+        clock,
+        vpcId: environment.vpcId,
+        leaseTtlSeconds: environment.leaseTtlSeconds,
+        ...(environment.grantIntervalSeconds !== undefined
+          ? { grantIntervalSeconds: environment.grantIntervalSeconds }
+          : {}),
+        random,
+        logger,
+      });
+      return leases;
+    },
+    get configs() {
+      configs ??= new ConfigService({ store, instances, routes, clock, vpcId: environment.vpcId });
+      return configs;
+    },
+    get imports() {
+      imports ??= new ImportService({
+        store,
+        instances,
+        routes,
+        configs: dependencies.configs,
+        clock,
+        vpcId: environment.vpcId,
+        leaseTtlSeconds: environment.leaseTtlSeconds,
+        logger,
+      });
+      return imports;
+    },
+    get admin() {
+      admin ??= new AdminService({
+        store,
+        instances,
+        leases: dependencies.leases,
+        configs: dependencies.configs,
+        routes,
+        reconciler: dependencies.reconciler,
+        clock,
+      });
+      return admin;
+    },
     clock,
     logger,
     random,
   };
+  return dependencies;
 }
