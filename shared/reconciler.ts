@@ -35,11 +35,11 @@ import {
   type DeadHolders,
   findDeadHolders,
   holderIsDead,
-  isTakenByForeign,
   leaseRouteStates,
   planRoutes,
   type RouteChange,
   type RoutePlan,
+  takenByForeignIn,
 } from './route-planner.js';
 import type { RouteWriter } from './route-writer.js';
 
@@ -328,10 +328,13 @@ function takenByForeign(
   const taken = new Set<string>();
   for (const family of routeFamilies(config)) {
     const rules = familyConfig(config, family)!;
-    const familyTables = tables.map((t) => familyTable(t, family));
+    const takenInFamily = takenByForeignIn(
+      rules,
+      tables.map((t) => familyTable(t, family)),
+    );
     for (const lease of leases) {
       const view = familyLease(lease, config, family);
-      if (view && isTakenByForeign(rules, familyTables, view.subnet)) taken.add(formatCidr(lease.subnet));
+      if (view && takenInFamily(view.subnet)) taken.add(formatCidr(lease.subnet));
     }
   }
   return taken;

@@ -132,12 +132,18 @@ export function isTakenByForeign(
   tables: readonly Pick<RouteTable, 'routes'>[],
   subnet: Cidr,
 ): boolean {
-  return tables.some((table) =>
-    table.routes.some((route) => {
-      const claim = foreignClaim(config, route);
-      return claim !== undefined && contains(subnet, claim);
-    }),
+  return takenByForeignIn(config, tables)(subnet);
+}
+
+/** isTakenByForeign for many subnets: the tables' foreign claims are read once, not per subnet. */
+export function takenByForeignIn(
+  config: NetworkConfig,
+  tables: readonly Pick<RouteTable, 'routes'>[],
+): (subnet: Cidr) => boolean {
+  const claims = tables.flatMap((table) =>
+    table.routes.flatMap((route) => foreignClaim(config, route) ?? []),
   );
+  return (subnet) => claims.some((claim) => contains(subnet, claim));
 }
 
 export interface RoutePlan {
@@ -161,8 +167,8 @@ export function planRoutes(input: PlanInput): RoutePlan {
   // neither: no route may be written outside Network, and the lease is not ours to end.
   const liveBySubnet = new Map<string, Lease>();
   const candidates: Reclaim[] = [];
-  const takenByForeign =
-    input.takenByForeign ?? ((lease: Lease) => isTakenByForeign(config, tables, lease.subnet));
+  const taken = input.takenByForeign ? undefined : takenByForeignIn(config, tables);
+  const takenByForeign = input.takenByForeign ?? ((lease: Lease) => taken!(lease.subnet));
   for (const lease of leases) {
     const key = formatCidr(lease.subnet);
     const expired = !isLive(lease, now);
